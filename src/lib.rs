@@ -7,3 +7,10 @@ pub mod mappings;
 pub mod ports;
 pub mod sync;
 pub mod store;
+pub mod engine;
+pub mod retry;
+pub mod auth;
+
+#[cfg(target_arch = "wasm32")]
+mod edge;
+pub mod admin_page;

@@ -126,6 +126,20 @@ impl Mappings {
         }
     }
 
+    /// A document that could not be read at all (storage failure): unusable, with that reason.
+    pub fn mark_unreadable(&mut self, key: &str, reason: &str) {
+        let e = DocError::new(key, format!("could not be read: {reason}"));
+        match key {
+            CONFIG => self.config = Err(e),
+            STATUS_IN => self.status_in = Err(e),
+            STATUS_OUT => self.status_out = Err(e),
+            USERS => self.users = Err(e),
+            SITES => self.sites = Err(e),
+            PRIORITIES => self.priorities = Err(e),
+            _ => {}
+        }
+    }
+
     /// Every broken document, in key order.
     pub fn errors(&self) -> Vec<DocError> {
         [

@@ -88,7 +88,7 @@ pub struct Job {
 }
 
 /// What became of one entry of a delivery.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum EntryOutcome {
     Stored { ticket_id: String },

@@ -18,7 +18,8 @@ pub fn parse_datetime(s: &str) -> Result<DateTime<Utc>, String> {
     // Collapse runs of whitespace so "12/04/2026  9:15:00  PM" still parses.
     let norm = s.split_whitespace().collect::<Vec<_>>().join(" ");
     let err = || {
-        format!("cannot parse '{}' as a datetime (expected RFC 3339 or MM/DD/YYYY hh:mm:ss AM|PM)", s.trim())
+        let expected = "RFC 3339 or MM/DD/YYYY hh:mm:ss AM|PM";
+        format!("cannot parse '{}' as a datetime (expected {expected})", s.trim())
     };
     if norm.is_empty() {
         return Err(err());

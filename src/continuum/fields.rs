@@ -68,7 +68,9 @@ fn lookup<T: Copy>(table: &[(T, &[&str])], name: &str) -> Option<T> {
         .map(|(f, _)| *f)
 }
 
-fn names_of<T: PartialEq>(table: &'static [(T, &'static [&'static str])], f: &T) -> &'static [&'static str] {
+type Table<T> = [(T, &'static [&'static str])];
+
+fn names_of<T: PartialEq>(table: &'static Table<T>, f: &T) -> &'static [&'static str] {
     table.iter().find(|(g, _)| g == f).map(|(_, a)| *a).unwrap_or(&[])
 }
 

@@ -22,13 +22,16 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// elements to JSON recurses, so a pathological body must not get that far.
 const MAX_XML_DEPTH: usize = 64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BodyFormat {
     Json,
     Xml,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+// Unboxed on purpose: entries are few per request and short-lived; matching stays simple.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "entry", rename_all = "snake_case")]
 pub enum TicketEntry {
     /// A ticket carrying more than its id.
     Snapshot(TicketSnapshot),
@@ -157,7 +160,9 @@ impl Raw {
             Value::Null => Raw::Null,
             Value::String(s) => Raw::Text(s),
             Value::Array(a) => Raw::List(a.into_iter().map(Raw::from_json).collect()),
-            Value::Object(o) => Raw::Map(o.into_iter().map(|(k, v)| (k, Raw::from_json(v))).collect()),
+            Value::Object(o) => {
+                Raw::Map(o.into_iter().map(|(k, v)| (k, Raw::from_json(v))).collect())
+            }
             scalar => Raw::Scalar(scalar),
         }
     }
@@ -284,7 +289,8 @@ fn collect_tickets(raw: Raw, depth: usize, out: &mut Vec<Raw>) -> Result<(), Inb
 }
 
 fn json_tickets(body: &[u8]) -> Result<Vec<Raw>, InboundError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| malformed(format!("invalid JSON: {e}")))?;
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| malformed(format!("invalid JSON: {e}")))?;
     let raw = Raw::from_json(v);
     if !matches!(raw, Raw::Map(_) | Raw::List(_)) {
         return Err(malformed("expected a JSON object or an array of objects"));
@@ -321,7 +327,8 @@ fn declares_dtd(body: &[u8]) -> bool {
     while let Some(off) = body[i..].iter().position(|&b| b == b'<') {
         let at = i + off;
         let rest = &body[at..];
-        let skip_past = |open: usize, close: &[u8]| find(&rest[open..], close).map(|p| at + open + p + close.len());
+        let skip_past =
+            |open: usize, close: &[u8]| find(&rest[open..], close).map(|p| at + open + p + close.len());
         let next = if rest.starts_with(b"<![CDATA[") {
             skip_past(9, b"]]>")
         } else if rest.starts_with(b"<!--") {
@@ -368,7 +375,8 @@ fn xml_tree(body: &[u8]) -> Result<(String, Raw), InboundError> {
                 if stack.len() >= MAX_XML_DEPTH {
                     return Err(malformed("XML nested too deeply"));
                 }
-                stack.push(Frame { name: local_name(&e)?, children: Vec::new(), text: String::new() });
+                let name = local_name(&e)?;
+                stack.push(Frame { name, children: Vec::new(), text: String::new() });
                 None
             }
             Event::Empty(e) => {
@@ -377,7 +385,8 @@ fn xml_tree(body: &[u8]) -> Result<(String, Raw), InboundError> {
             }
             Event::End(_) => {
                 let f = stack.pop().ok_or_else(|| malformed("unexpected closing tag"))?;
-                let raw = if f.children.is_empty() { Raw::Text(f.text) } else { Raw::Map(f.children) };
+                let raw =
+                    if f.children.is_empty() { Raw::Text(f.text) } else { Raw::Map(f.children) };
                 close(&mut stack, &mut root, f.name, raw)?;
                 None
             }
@@ -425,7 +434,8 @@ fn local_name(e: &BytesStart) -> Result<String, InboundError> {
 /// Character references and the five predefined entities; anything else (`&xxe;`) is refused:
 /// without a DTD it cannot have a meaning.
 fn resolve_ref(r: &BytesRef) -> Result<String, InboundError> {
-    if let Some(c) = r.resolve_char_ref().map_err(|e| malformed(format!("bad character reference: {e}")))? {
+    let char_ref = r.resolve_char_ref();
+    if let Some(c) = char_ref.map_err(|e| malformed(format!("bad character reference: {e}")))? {
         return Ok(c.to_string());
     }
     let name = r.decode().map_err(|e| malformed(format!("bad entity reference: {e}")))?;
@@ -458,7 +468,8 @@ fn parse_ticket(index: usize, raw: Raw) -> TicketEntry {
         Raw::Map(p) => p,
         r if r.is_absent() => Vec::new(),
         _ => {
-            return TicketEntry::Invalid { index, ticket_id: None, reason: "ticket is not an object".into() }
+            let reason = "ticket is not an object".into();
+            return TicketEntry::Invalid { index, ticket_id: None, reason };
         }
     };
     let mut t = TicketSnapshot::default();
@@ -507,7 +518,9 @@ fn parse_ticket(index: usize, raw: Raw) -> TicketEntry {
                 Field::Device => &mut t.device,
                 Field::RegId => &mut t.reg_id,
                 Field::Event => &mut t.event,
-                Field::CreatedDate | Field::UpdatedDate | Field::Comments => unreachable!("handled above"),
+                Field::CreatedDate | Field::UpdatedDate | Field::Comments => {
+                    unreachable!("handled above")
+                }
             };
             set_first(slot, text)
         };
@@ -520,7 +533,8 @@ fn parse_ticket(index: usize, raw: Raw) -> TicketEntry {
         return TicketEntry::Invalid { index, ticket_id: None, reason: errors.join("; ") };
     };
     if !errors.is_empty() {
-        return TicketEntry::Invalid { index, ticket_id: Some(ticket_id), reason: errors.join("; ") };
+        let reason = errors.join("; ");
+        return TicketEntry::Invalid { index, ticket_id: Some(ticket_id), reason };
     }
     t.ticket_id = ticket_id;
     // Notify: nothing but the id carries a value (null and blank fields count as absent).
@@ -541,11 +555,14 @@ fn collect_comments<'a>(value: &'a Raw, out: &mut Vec<&'a Raw>) -> Result<(), ()
         Raw::Text(_) => out.push(value),
         Raw::Scalar(_) => return Err(()),
         Raw::List(items) => items.iter().try_for_each(|i| collect_comments(i, out))?,
-        // One comment has a scalar comment field; otherwise it wraps comments. (`Comment` is both a
-        // Body alias and XML's item name: `<Comment><Body>…` is an item, `<Comment>text` a body.)
+        // One comment has a scalar comment field; otherwise the map wraps comments. `Comment` is
+        // both a Body alias and XML's item name, so on its own it does not make a comment:
+        // `<Comments><Comment>a</Comment><Comment>b</Comment></Comments>` is two comments.
         Raw::Map(pairs)
             if pairs.iter().any(|(k, v)| {
-                CommentField::from_name(k).is_some() && !matches!(v, Raw::Map(_) | Raw::List(_))
+                CommentField::from_name(k).is_some()
+                    && !k.trim().eq_ignore_ascii_case("Comment")
+                    && !matches!(v, Raw::Map(_) | Raw::List(_))
             }) =>
         {
             out.push(value)
@@ -665,7 +682,8 @@ mod tests {
 
     /// Every (alias, value, accessor) triple: the alias carries a value that shows up in the
     /// canonical field.
-    fn alias_cases() -> Vec<(&'static str, fn(&TicketSnapshot) -> Option<String>)> {
+    type Getter = fn(&TicketSnapshot) -> Option<String>;
+    fn alias_cases() -> Vec<(&'static str, Getter)> {
         fn s(o: &Option<String>) -> Option<String> {
             o.clone()
         }
@@ -1032,6 +1050,9 @@ mod tests {
         assert_eq!((c.comment_id.as_deref(), c.author.as_deref(), c.internal), (None, Some("bob"), false));
         assert!(c.sync_key().starts_with("hash:"));
         assert_eq!(t.comments[2].sync_key(), "id:n1");
+        // `<Comment>` holding text is a body-only comment (Comment is also a Body alias).
+        let t = snap(one(xml("<Ticket><TicketID>1</TicketID><Comments><Comment> hi </Comment><Comment>yo</Comment></Comments></Ticket>")));
+        assert_eq!(t.comments.iter().map(|c| c.body.as_str()).collect::<Vec<_>>(), ["hi", "yo"]);
         // A single comment, and an empty list.
         let t = snap(one(xml("<Ticket><TicketID>1</TicketID><Comments><Comment><Body>x</Body></Comment></Comments></Ticket>")));
         assert_eq!(t.comments.len(), 1);

@@ -7,3 +7,5 @@ pub mod datetime;
 pub mod fields;
 pub mod inbound;
 pub mod ticket;
+pub mod outbound;
+pub mod reply;

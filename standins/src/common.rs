@@ -71,6 +71,15 @@ fn one() -> u32 {
 }
 
 impl Fault {
+    /// Only slow: the next `times` matching requests wait `delay_ms`, then answer normally.
+    pub fn delay(method: &str, path_prefix: &str, delay_ms: u64, times: u32) -> Self {
+        Fault {
+            status: None,
+            delay_ms,
+            ..Fault::status(method, path_prefix, 0, times)
+        }
+    }
+
     pub fn status(method: &str, path_prefix: &str, status: u16, times: u32) -> Self {
         Fault {
             method: Some(method.into()),
@@ -87,7 +96,9 @@ impl Fault {
 pub fn take_fault(faults: &mut Vec<Fault>, method: &str, path: &str) -> Option<Fault> {
     let i = faults.iter().position(|f| {
         f.times > 0
-            && f.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && f.method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
             && path.starts_with(&f.path_prefix)
     })?;
     faults[i].times -= 1;
@@ -114,16 +125,41 @@ pub struct RequestRecord {
 
 /// Query pairs in order (`+` decoded as space).
 pub fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
-    form_urlencoded::parse(q.unwrap_or("").as_bytes()).into_owned().collect()
+    form_urlencoded::parse(q.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
 }
 
+/// Parameters whose values are credentials: logged as `***`.
+const SECRET_PARAMS: &[&str] = &["_bearer_token", "client_secret", "token", "access_token"];
+
 pub fn pairs_to_log(pairs: &[(String, String)]) -> Value {
-    let mut m = Obj::new();
-    for (k, v) in pairs {
-        let v = if k == "_bearer_token" { "***".to_string() } else { v.clone() };
-        m.insert(k.clone(), Value::String(v));
+    let m: Obj = pairs
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    mask(Value::Object(m))
+}
+
+fn mask(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let secret = SECRET_PARAMS.contains(&k.as_str());
+                    (
+                        k,
+                        if secret {
+                            Value::String("***".into())
+                        } else {
+                            v
+                        },
+                    )
+                })
+                .collect(),
+        ),
+        other => other,
     }
-    Value::Object(m)
 }
 
 /// Parsed request body.
@@ -158,7 +194,7 @@ impl ReqBody {
     pub fn to_log(&self) -> Value {
         match self {
             ReqBody::None => Value::Null,
-            ReqBody::Json(v) => v.clone(),
+            ReqBody::Json(v) => mask(v.clone()),
             ReqBody::Form(p) => pairs_to_log(p),
             ReqBody::Invalid(s) => Value::String(s.clone()),
         }
@@ -185,7 +221,9 @@ pub fn text_response(status: u16, ctype: &str, body: String) -> Response<Body> {
 pub fn bearer(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, rest) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim().to_string())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim().to_string())
 }
 
 /// Control-route body: a single object or an array of them.

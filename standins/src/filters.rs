@@ -49,7 +49,10 @@ impl Parser<'_> {
             self.i += 1;
             Ok(())
         } else {
-            Err(format!("expected '{}' at position {} of _filters", c as char, self.i))
+            Err(format!(
+                "expected '{}' at position {} of _filters",
+                c as char, self.i
+            ))
         }
     }
     fn token(&mut self) -> String {
@@ -58,7 +61,9 @@ impl Parser<'_> {
         while self.i < self.s.len() && !b",()".contains(&self.s[self.i]) {
             self.i += 1;
         }
-        String::from_utf8_lossy(&self.s[start..self.i]).trim().to_string()
+        String::from_utf8_lossy(&self.s[start..self.i])
+            .trim()
+            .to_string()
     }
     fn clauses(&mut self, nested: bool) -> Result<Vec<Clause>, String> {
         let mut out = Vec::new();
@@ -68,7 +73,12 @@ impl Parser<'_> {
                 Some(b',') => self.i += 1,
                 Some(b')') if nested => return Ok(out),
                 None if !nested => return Ok(out),
-                _ => return Err(format!("unexpected character at position {} of _filters", self.i)),
+                _ => {
+                    return Err(format!(
+                        "unexpected character at position {} of _filters",
+                        self.i
+                    ))
+                }
             }
         }
     }
@@ -124,7 +134,11 @@ pub fn parse_str(s: &str) -> Result<Vec<Clause>, String> {
     if s.trim().is_empty() {
         return Ok(vec![]);
     }
-    Parser { s: s.as_bytes(), i: 0 }.clauses(false)
+    Parser {
+        s: s.as_bytes(),
+        i: 0,
+    }
+    .clauses(false)
 }
 
 /// JSON form: `{"name": [values], "against": [{"company": [39]}]}`; a string falls back to the grammar.
@@ -143,7 +157,11 @@ pub fn parse_json(v: &Value) -> Result<Vec<Clause>, String> {
             for x in crate::common::one_or_many(v.clone()) {
                 inner.extend(parse_json(&x)?);
             }
-            out.push(if upper == "_OR" { Clause::Or(inner) } else { Clause::And(inner) });
+            out.push(if upper == "_OR" {
+                Clause::Or(inner)
+            } else {
+                Clause::And(inner)
+            });
             continue;
         }
         let mut vals = Vec::new();
@@ -151,11 +169,16 @@ pub fn parse_json(v: &Value) -> Result<Vec<Clause>, String> {
             match x {
                 Value::Object(o) => {
                     for (t, ids) in o {
-                        let ids = crate::common::one_or_many(ids).iter().filter_map(vstr).collect();
+                        let ids = crate::common::one_or_many(ids)
+                            .iter()
+                            .filter_map(vstr)
+                            .collect();
                         vals.push(FVal::Obj(t, ids));
                     }
                 }
-                other => vals.push(FVal::Atom(vstr(&other).ok_or(format!("bad value for filter {k}"))?)),
+                other => vals.push(FVal::Atom(
+                    vstr(&other).ok_or(format!("bad value for filter {k}"))?,
+                )),
             }
         }
         out.push(Clause::Leaf(k.clone(), vals));
@@ -166,7 +189,7 @@ pub fn parse_json(v: &Value) -> Result<Vec<Clause>, String> {
 // ---------- compile & evaluate ----------
 
 #[derive(Debug, Clone, Copy)]
-enum Op {
+pub enum Op {
     Gt,
     Lt,
     Ge,
@@ -174,7 +197,7 @@ enum Op {
 }
 
 #[derive(Debug, Clone)]
-enum Test {
+pub enum Test {
     Eq(String, Vec<String>),
     Cmp(String, Op, Vec<i64>),
     Empty(Vec<String>),
@@ -217,7 +240,10 @@ fn last_wins(cs: &[Clause]) -> Vec<&Clause> {
 }
 
 pub fn compile(cs: &[Clause], spec: &FilterSpec) -> Result<Query, String> {
-    let mut q = Query { tests: vec![], order: vec![] };
+    let mut q = Query {
+        tests: vec![],
+        order: vec![],
+    };
     for c in last_wins(cs) {
         if let Clause::Leaf(n, v) = c {
             if n == "order_by_asc" || n == "order_by_desc" {
@@ -237,12 +263,21 @@ pub fn compile(cs: &[Clause], spec: &FilterSpec) -> Result<Query, String> {
 
 fn compile_one(c: &Clause, spec: &FilterSpec, in_or: bool) -> Result<Compiled, String> {
     match c {
-        Clause::Or(cs) if in_or => Err(format!("Nested _OR is not supported ({} clauses)", cs.len())),
+        Clause::Or(cs) if in_or => Err(format!(
+            "Nested _OR is not supported ({} clauses)",
+            cs.len()
+        )),
         Clause::Or(cs) => Ok(Compiled::Or(
-            last_wins(cs).into_iter().map(|c| compile_one(c, spec, true)).collect::<Result<_, _>>()?,
+            last_wins(cs)
+                .into_iter()
+                .map(|c| compile_one(c, spec, true))
+                .collect::<Result<_, _>>()?,
         )),
         Clause::And(cs) => Ok(Compiled::And(
-            last_wins(cs).into_iter().map(|c| compile_one(c, spec, in_or)).collect::<Result<_, _>>()?,
+            last_wins(cs)
+                .into_iter()
+                .map(|c| compile_one(c, spec, in_or))
+                .collect::<Result<_, _>>()?,
         )),
         Clause::Leaf(name, vals) => {
             let (base, neg) = match name.strip_suffix("_not") {
@@ -252,7 +287,10 @@ fn compile_one(c: &Clause, spec: &FilterSpec, in_or: bool) -> Result<Compiled, S
             let nums = || -> Result<Vec<i64>, String> {
                 atoms(name, vals)?
                     .iter()
-                    .map(|a| a.parse::<i64>().map_err(|_| format!("filter {name} needs numbers, got '{a}'")))
+                    .map(|a| {
+                        a.parse::<i64>()
+                            .map_err(|_| format!("filter {name} needs numbers, got '{a}'"))
+                    })
                     .collect()
             };
             if base == "search" {
@@ -266,7 +304,9 @@ fn compile_one(c: &Clause, spec: &FilterSpec, in_or: bool) -> Result<Compiled, S
                 for v in vals {
                     match v {
                         FVal::Obj(t, ids) => objs.push((t.clone(), ids.clone())),
-                        FVal::Atom(a) => return Err(format!("filter {name} needs type(id) values, got '{a}'")),
+                        FVal::Atom(a) => {
+                            return Err(format!("filter {name} needs type(id) values, got '{a}'"))
+                        }
                     }
                 }
                 return Ok(Compiled::Test(Test::Object(base.into(), objs), neg));
@@ -291,7 +331,10 @@ fn compile_one(c: &Clause, spec: &FilterSpec, in_or: bool) -> Result<Compiled, S
                 }
             }
             if spec.basic.contains(&base) {
-                return Ok(Compiled::Test(Test::Eq(base.into(), atoms(name, vals)?), neg));
+                return Ok(Compiled::Test(
+                    Test::Eq(base.into(), atoms(name, vals)?),
+                    neg,
+                ));
             }
             Err(format!("Unknown filter '{name}' for this endpoint"))
         }
@@ -304,7 +347,11 @@ fn field(rec: &Obj, f: &str) -> Option<String> {
 
 /// Case-insensitive: every term (split on space/comma) appears in one of `fields`.
 pub fn search_match(rec: &Obj, fields: &[&str], terms: &[String]) -> bool {
-    let hay: Vec<String> = fields.iter().filter_map(|f| field(rec, f)).map(|s| s.to_lowercase()).collect();
+    let hay: Vec<String> = fields
+        .iter()
+        .filter_map(|f| field(rec, f))
+        .map(|s| s.to_lowercase())
+        .collect();
     terms
         .iter()
         .flat_map(|t| t.split([' ', ',']))
@@ -319,20 +366,26 @@ fn eval(c: &Compiled, rec: &Obj, search_fields: &[&str]) -> bool {
         Compiled::Test(t, neg) => {
             let hit = match t {
                 Test::Eq(f, vals) => field(rec, f).is_some_and(|v| vals.contains(&v)),
-                Test::Cmp(f, op, nums) => field(rec, f).and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| {
-                    nums.iter().any(|n| match op {
-                        Op::Gt => v > *n,
-                        Op::Lt => v < *n,
-                        Op::Ge => v >= *n,
-                        Op::Le => v <= *n,
-                    })
-                }),
-                Test::Empty(fs) => fs.iter().any(|f| matches!(field(rec, f).as_deref(), None | Some("") | Some("0"))),
+                Test::Cmp(f, op, nums) => field(rec, f)
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|v| {
+                        nums.iter().any(|n| match op {
+                            Op::Gt => v > *n,
+                            Op::Lt => v < *n,
+                            Op::Ge => v >= *n,
+                            Op::Le => v <= *n,
+                        })
+                    }),
+                Test::Empty(fs) => fs
+                    .iter()
+                    .any(|f| matches!(field(rec, f).as_deref(), None | Some("") | Some("0"))),
                 Test::Search(terms) => search_match(rec, search_fields, terms),
                 Test::Object(name, objs) => {
                     let ty = field(rec, &format!("{name}_type"));
                     let id = field(rec, &format!("{name}_id"));
-                    objs.iter().any(|(t, ids)| ty.as_deref() == Some(t) && id.as_ref().is_some_and(|i| ids.contains(i)))
+                    objs.iter().any(|(t, ids)| {
+                        ty.as_deref() == Some(t) && id.as_ref().is_some_and(|i| ids.contains(i))
+                    })
                 }
             };
             hit != *neg
@@ -407,5 +460,11 @@ pub fn parse_fields(s: &str) -> Result<Vec<FieldReq>, String> {
             out.push(FieldReq { name, sub });
         }
     }
-    list(&mut Parser { s: s.as_bytes(), i: 0 }, false)
+    list(
+        &mut Parser {
+            s: s.as_bytes(),
+            i: 0,
+        },
+        false,
+    )
 }

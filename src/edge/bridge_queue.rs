@@ -1,0 +1,191 @@
+//! The Durable Object that owns the bridge's state (SQLite) and its work queue. The worker
+//! forwards stored-or-refused decisions here; the alarm runs the engine after the answer.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use worker::*;
+
+use super::config::{load_mappings, Settings};
+use super::http::WorkerHttp;
+use super::log;
+use super::sql::DoSql;
+use crate::accelo::{AcceloClient, CachedToken};
+use crate::continuum::inbound::TicketEntry;
+use crate::continuum::outbound::ContinuumClient;
+use crate::engine::Engine;
+use crate::store::Store;
+
+const META_TOKEN: &str = "accelo_token";
+const META_PAUSED: &str = "accelo_paused_until";
+const META_RATE: &str = "accelo_rate_limit";
+const META_LAST_RECONCILE: &str = "last_reconcile";
+const META_LAST_RUN: &str = "last_run";
+/// Jobs per alarm run; the alarm re-arms at once while more are due.
+const JOBS_PER_RUN: i64 = 25;
+
+#[durable_object]
+pub struct BridgeQueue {
+    state: State,
+    env: Env,
+    sql: DoSql,
+    /// One engine run at a time: a second one could make the same Accelo call twice.
+    running: Cell<bool>,
+}
+
+fn now_ms() -> i64 {
+    Date::now().as_millis() as i64
+}
+
+impl BridgeQueue {
+    fn store(&self) -> Store<'_, DoSql> {
+        Store::new(&self.sql)
+    }
+
+    async fn wake_at(&self, at_ms: i64) -> Result<()> {
+        let offset = (at_ms - now_ms()).max(0);
+        self.state.storage().set_alarm(offset).await
+    }
+
+    async fn ingest(&self, mut req: Request) -> Result<Response> {
+        let body: Value = req.json().await?;
+        let entries: Vec<TicketEntry> = serde_json::from_value(body["entries"].clone()).map_err(|e| Error::RustError(e.to_string()))?;
+        let outcomes = match self.store().ingest(&entries, now_ms()) {
+            Ok(o) => o,
+            Err(e) => {
+                log::line("error", "ingest.storage", None, None, &e);
+                return Response::error("storage unavailable", 503);
+            }
+        };
+        if outcomes.iter().any(|o| o.accepted()) {
+            self.wake_at(now_ms()).await?;
+        }
+        Response::from_json(&json!({ "outcomes": outcomes }))
+    }
+
+    fn status(&self) -> Result<Response> {
+        let store = self.store();
+        let (counts, attention) = match (store.counts(), store.attention(20)) {
+            (Ok(c), Ok(a)) => (c, a),
+            (Err(e), _) | (_, Err(e)) => return Response::error(format!("storage: {e}"), 503),
+        };
+        let meta = |k: &str| store.meta(k).ok().flatten();
+        let parse = |k: &str| meta(k).and_then(|v| serde_json::from_str::<Value>(&v).ok()).unwrap_or(Value::Null);
+        Response::from_json(&json!({
+            "counts": counts,
+            "attention": attention,
+            "last_reconcile": meta(META_LAST_RECONCILE),
+            "last_run": parse(META_LAST_RUN),
+            "accelo_rate_limit": parse(META_RATE),
+            "accelo_paused_until": meta(META_PAUSED).and_then(|v| v.parse::<i64>().ok()),
+            "next_due_at": store.next_due_at().ok().flatten(),
+        }))
+    }
+
+    async fn reconcile(&self) -> Result<Response> {
+        let now = now_ms();
+        let store = self.store();
+        let requeued = store.requeue_for_reconcile(now).map_err(Error::RustError)?;
+        let at = chrono::DateTime::from_timestamp_millis(now).map(|d| d.to_rfc3339()).unwrap_or_default();
+        store.set_meta(META_LAST_RECONCILE, Some(&at)).map_err(Error::RustError)?;
+        self.wake_at(now).await?;
+        log::line("info", "reconcile", None, None, &format!("{requeued} skipped or waiting ticket(s) queued again"));
+        Response::from_json(&json!({"requeued": requeued, "started_at": at}))
+    }
+
+    async fn run_engine(&self) -> Result<()> {
+        let now = now_ms();
+        let store = self.store();
+        let settings = Settings::load(&self.env);
+        if !settings.missing.is_empty() {
+            log::line("error", "config.missing", None, None, &format!("missing settings: {}", settings.missing.join(", ")));
+            return self.wake_at(now + settings.policy.operator_recheck_ms).await;
+        }
+        let paused = store.meta(META_PAUSED).ok().flatten().and_then(|v| v.parse::<i64>().ok());
+        if let Some(until) = paused.filter(|u| *u > now) {
+            return self.wake_at(until).await;
+        }
+        let mappings = load_mappings(&self.env).await;
+        let http = WorkerHttp { timeout: Duration::from_secs(30) };
+        let cached: Option<CachedToken> = store.meta(META_TOKEN).ok().flatten().and_then(|t| serde_json::from_str(&t).ok());
+        let accelo = AcceloClient::new(&http, settings.accelo.clone(), now, cached.clone());
+        let continuum = ContinuumClient::new(&http, settings.continuum.clone());
+        let engine = Engine::new(self.store(), &accelo, &continuum, &mappings, settings.policy, now);
+        let report = engine.run_due(JOBS_PER_RUN).await;
+        log::engine(engine.take_logs());
+
+        let token = accelo.token();
+        if token != cached {
+            let t = token.as_ref().and_then(|t| serde_json::to_string(t).ok());
+            let _ = store.set_meta(META_TOKEN, t.as_deref());
+        }
+        if accelo.api_calls() > 0 {
+            let _ = store.set_meta(META_RATE, serde_json::to_string(&accelo.rate_limit()).ok().as_deref());
+        }
+        let report = match report {
+            Ok(r) => r,
+            Err(e) => {
+                log::line("error", "engine.storage", None, None, &e);
+                return self.wake_at(now + 5_000).await;
+            }
+        };
+        let _ = store.set_meta(META_LAST_RUN, Some(&json!({"at": now, "report": report}).to_string()));
+        let _ = store.set_meta(META_PAUSED, report.paused_until_ms.map(|p| p.to_string()).as_deref());
+        let next = store.next_due_at().ok().flatten();
+        match (next, report.paused_until_ms) {
+            (Some(n), Some(p)) => self.wake_at(n.max(p)).await,
+            (Some(n), None) => self.wake_at(n).await,
+            (None, _) => Ok(()),
+        }
+    }
+}
+
+impl DurableObject for BridgeQueue {
+    fn new(state: State, env: Env) -> Self {
+        let sql = DoSql(state.storage().sql());
+        if let Err(e) = Store::new(&sql).migrate() {
+            log::line("error", "storage.migrate", None, None, &e);
+        }
+        Self { state, env, sql, running: Cell::new(false) }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let path = req.path();
+        match (req.method(), path.as_str()) {
+            (Method::Post, "/ingest") => self.ingest(req).await,
+            (Method::Get, "/status") => self.status(),
+            (Method::Post, "/reconcile") => self.reconcile().await,
+            (Method::Post, "/replay") => {
+                let id = req.url()?.query_pairs().find(|(k, _)| k == "id").map(|(_, v)| v.to_string());
+                let n = self.store().replay_dead(id.as_deref(), now_ms()).map_err(Error::RustError)?;
+                if n > 0 {
+                    self.wake_at(now_ms()).await?;
+                }
+                Response::from_json(&json!({"replayed": n}))
+            }
+            (Method::Get, p) if p.starts_with("/ticket/") => {
+                let id = urlencoding::decode(&p["/ticket/".len()..]).map(|s| s.into_owned()).unwrap_or_default();
+                match self.store().ticket_record(&id).map_err(Error::RustError)? {
+                    Some(rec) => Response::from_json(&rec),
+                    None => Response::error("unknown ticket", 404),
+                }
+            }
+            _ => Response::error("not found", 404),
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        if self.running.replace(true) {
+            self.wake_at(now_ms() + 1_000).await?;
+            return Response::ok("busy");
+        }
+        let result = self.run_engine().await;
+        self.running.set(false);
+        if let Err(e) = &result {
+            log::line("error", "alarm", None, None, &e.to_string());
+            self.wake_at(now_ms() + 5_000).await?;
+        }
+        Response::ok("done")
+    }
+}
