@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::accelo::{AcceloClient, AcceloError};
 use crate::continuum::outbound::{ContinuumClient, ContinuumError};
-use crate::mappings::{DocError, Mappings};
+use crate::mappings::{AcceloCatalog, DocError, Mappings};
 use crate::ports::{HttpClient, Sql};
 use crate::retry::{Decision, FailureKind, RetryPolicy};
 use crate::store::{Job, Store, JOB_PULL_TICKET, JOB_SYNC_TICKET};
@@ -108,6 +108,8 @@ pub struct Engine<'a, S: Sql, H: HttpClient> {
     pub mappings: &'a Mappings,
     pub policy: RetryPolicy,
     pub now_ms: i64,
+    /// What Accelo lists (start statuses, ids), when known.
+    pub catalog: Option<&'a AcceloCatalog>,
     logs: RefCell<Vec<LogLine>>,
 }
 
@@ -120,7 +122,7 @@ impl<'a, S: Sql, H: HttpClient> Engine<'a, S, H> {
         policy: RetryPolicy,
         now_ms: i64,
     ) -> Self {
-        Self { store, accelo, continuum, mappings, policy, now_ms, logs: RefCell::new(Vec::new()) }
+        Self { store, accelo, continuum, mappings, policy, now_ms, catalog: None, logs: RefCell::new(Vec::new()) }
     }
 
     pub fn take_logs(&self) -> Vec<LogLine> {
@@ -279,18 +281,27 @@ impl<'a, S: Sql, H: HttpClient> Engine<'a, S, H> {
                 link.issue_id = self.find_lost_issue(ticket_id, company_id, started).await?;
             }
         }
-        let plan = sync::plan(&row.snapshot, self.mappings, company_id, &link).map_err(|e| Failure::Store(e.to_string()))?;
+        let start_statuses = self.catalog.and_then(|c| c.start_statuses.as_deref());
+        let plan = sync::plan(&row.snapshot, self.mappings, company_id, &link, start_statuses)
+            .map_err(|e| Failure::Store(e.to_string()))?;
         self.store.set_gaps(ticket_id, &plan.gaps)?;
         let updated = row.snapshot.updated.map(|d| d.to_rfc3339());
         let now = self.now_ms;
         let mut did = Vec::new();
         let issue_id = match &plan.issue {
-            IssueCall::Create(body) => {
+            IssueCall::Create { body, status_after } => {
                 self.store.mark_create_started(ticket_id, company_id, now)?;
                 let id = self.accelo.create_issue(body).await?;
-                self.store.link_issue(ticket_id, &id, company_id, Some(&plan.desired), updated, now)?;
+                // Recorded as written without the late status, so a failed PUT is retried.
+                let written = sync::IssueFields { status_id: plan.desired.status_id.filter(|_| status_after.is_none()), ..plan.desired.clone() };
+                self.store.link_issue(ticket_id, &id, company_id, Some(&written), updated.clone(), now)?;
                 self.store.history(ticket_id, now, "create_issue", "ok", &format!("Accelo issue {id} against company {company_id}"))?;
                 did.push(format!("created issue {id}"));
+                if let Some(status) = status_after {
+                    self.accelo.update_issue(&id, &serde_json::json!({ "status_id": status })).await?;
+                    self.store.set_applied(ticket_id, &plan.desired, updated, now)?;
+                    self.store.history(ticket_id, now, "update_issue", "ok", &format!("issue {id}: status_id {status} (not a start status)"))?;
+                }
                 id
             }
             IssueCall::Update { issue_id, body } => {

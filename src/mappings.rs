@@ -273,6 +273,15 @@ pub struct AcceloCatalog {
     pub issue_types: Option<Vec<i64>>,
     pub issue_priorities: Option<Vec<i64>>,
     pub companies: Option<Vec<i64>>,
+    /// The company ids looked up (those the `sites` map named then); only these are checked.
+    #[serde(default)]
+    pub companies_asked: Vec<i64>,
+    /// Statuses Accelo accepts when an issue is created (`start=yes`).
+    #[serde(default)]
+    pub start_statuses: Option<Vec<i64>>,
+    /// When it was listed (unix ms).
+    #[serde(default)]
+    pub fetched_at_ms: i64,
 }
 
 impl Mappings {
@@ -312,7 +321,15 @@ impl Mappings {
         if let Some((n, id)) = first_unknown(&self.users, &cat.staff, |v| *v) {
             self.users = Err(err(USERS, n, id, "staff member"));
         }
-        if let Some((n, id)) = first_unknown(&self.sites, &cat.companies, |v| *v) {
+        let asked_companies = cat.companies.as_ref().map(|found| {
+            // Ids not looked up yet are not known to be missing: treat them as present.
+            let mut known = found.clone();
+            if let Ok(sites) = &self.sites {
+                known.extend(sites.iter().map(|(_, id)| *id).filter(|id| !cat.companies_asked.contains(id)));
+            }
+            known
+        });
+        if let Some((n, id)) = first_unknown(&self.sites, &asked_companies, |v| *v) {
             self.sites = Err(err(SITES, n, id, "company"));
         }
         if let Some((n, id)) = first_unknown(&self.priorities, &cat.issue_priorities, |l| l.accelo_priority_id) {
@@ -401,6 +418,7 @@ mod tests {
             issue_types: Some(vec![3]),
             issue_priorities: None,
             companies: None,
+            ..Default::default()
         });
         assert!(m.config.is_ok());
         assert!(m.sites.is_ok(), "unchecked list leaves the document alone");

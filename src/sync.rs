@@ -45,7 +45,9 @@ pub struct LinkState {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum IssueCall {
-    Create(Value),
+    /// `POST /issues`; `status_after` is a status Accelo will not take at creation (not a
+    /// `start` status), set by a `PUT` right after.
+    Create { body: Value, status_after: Option<i64> },
     Update { issue_id: String, body: Value },
     Nothing,
 }
@@ -282,12 +284,23 @@ pub fn activity_body(c: &TicketComment, issue_id: &str, cfg: &Config) -> Value {
     })
 }
 
-/// Everything due for a ticket whose company is known.
-pub fn plan(s: &TicketSnapshot, m: &Mappings, company_id: i64, link: &LinkState) -> Result<SyncPlan, DocError> {
+/// Everything due for a ticket whose company is known. `start_statuses` are the statuses Accelo
+/// accepts at creation, when known.
+pub fn plan(
+    s: &TicketSnapshot,
+    m: &Mappings,
+    company_id: i64,
+    link: &LinkState,
+    start_statuses: Option<&[i64]>,
+) -> Result<SyncPlan, DocError> {
     let (desired, gaps) = desired_issue(s, m)?;
     let type_id = m.config.as_ref().map_err(Clone::clone)?.issue_type_id;
     let issue = match (&link.issue_id, &link.applied) {
-        (None, _) => IssueCall::Create(create_issue_body(&desired, company_id, type_id)),
+        (None, _) => {
+            let late = desired.status_id.filter(|st| start_statuses.is_some_and(|ok| !ok.contains(st)));
+            let at_creation = IssueFields { status_id: if late.is_some() { None } else { desired.status_id }, ..desired.clone() };
+            IssueCall::Create { body: create_issue_body(&at_creation, company_id, type_id), status_after: late }
+        }
         (Some(id), Some(applied)) => match update_issue_body(applied, &desired) {
             Some(body) => IssueCall::Update { issue_id: id.clone(), body },
             None => IssueCall::Nothing,

@@ -215,6 +215,51 @@ impl<'h, H: HttpClient> AcceloClient<'h, H> {
         Ok(found)
     }
 
+    /// Every item of a list endpoint, page by page (100 a page; a short page is the last).
+    pub async fn list_all(&self, path: &str, fields: &str) -> Result<Vec<Value>, AcceloError> {
+        let mut all = Vec::new();
+        for page in 0..50 {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let list = self.call("GET", &format!("{path}{sep}_fields={fields}&_limit=100&_page={page}"), None).await?;
+            let items = list.as_array().cloned().unwrap_or_default();
+            let short = items.len() < 100;
+            all.extend(items);
+            if short {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    /// The ids that exist in Accelo, to check mappings against and to know which statuses an
+    /// issue may be created with. `company_ids` are the ones the `sites` map names.
+    pub async fn catalog(&self, company_ids: &[i64]) -> Result<crate::mappings::AcceloCatalog, AcceloError> {
+        let ids = |items: &[Value]| -> Vec<i64> { items.iter().filter_map(|i| i.get("id").and_then(super::envelope::int_of)).collect() };
+        let statuses = self.list_all("/issues/statuses", "title,standing,start").await?;
+        let start = statuses
+            .iter()
+            .filter(|s| s.get("start").and_then(Value::as_str).is_some_and(|v| v.eq_ignore_ascii_case("yes") || v == "1"))
+            .filter_map(|s| s.get("id").and_then(super::envelope::int_of))
+            .collect();
+        let companies = if company_ids.is_empty() {
+            Vec::new()
+        } else {
+            let list: Vec<String> = company_ids.iter().map(i64::to_string).collect();
+            let filter = urlencoding::encode(&format!("id({})", list.join(","))).into_owned();
+            ids(&self.list_all(&format!("/companies?_filters={filter}"), "name").await?)
+        };
+        Ok(crate::mappings::AcceloCatalog {
+            staff: Some(ids(&self.list_all("/staff", "firstname,surname").await?)),
+            issue_statuses: Some(ids(&statuses)),
+            issue_types: Some(ids(&self.list_all("/issues/types", "title").await?)),
+            issue_priorities: Some(ids(&self.list_all("/issues/priorities", "title").await?)),
+            companies: Some(companies),
+            companies_asked: company_ids.to_vec(),
+            start_statuses: Some(start),
+            fetched_at_ms: self.now_ms,
+        })
+    }
+
     /// `POST /issues`; returns the new issue's id.
     pub async fn create_issue(&self, body: &Value) -> Result<String, AcceloError> {
         let created = self.call("POST", "/issues", Some(body)).await?;

@@ -12,6 +12,7 @@ use super::http::WorkerHttp;
 use super::log;
 use super::sql::DoSql;
 use crate::accelo::{AcceloClient, CachedToken};
+use crate::mappings::{AcceloCatalog, Mappings};
 use crate::continuum::inbound::TicketEntry;
 use crate::continuum::outbound::ContinuumClient;
 use crate::engine::Engine;
@@ -22,6 +23,10 @@ const META_PAUSED: &str = "accelo_paused_until";
 const META_RATE: &str = "accelo_rate_limit";
 const META_LAST_RECONCILE: &str = "last_reconcile";
 const META_LAST_RUN: &str = "last_run";
+const META_CATALOG: &str = "accelo_catalog";
+const META_CATALOG_STALE: &str = "accelo_catalog_stale";
+/// How long Accelo's lists (statuses, staff...) are trusted before they are listed again.
+const CATALOG_TTL_MS: i64 = 3_600_000;
 /// Jobs per alarm run; the alarm re-arms at once while more are due.
 const JOBS_PER_RUN: i64 = 25;
 
@@ -80,6 +85,7 @@ impl BridgeQueue {
             "accelo_rate_limit": parse(META_RATE),
             "accelo_paused_until": meta(META_PAUSED).and_then(|v| v.parse::<i64>().ok()),
             "next_due_at": store.next_due_at().ok().flatten(),
+            "catalog": parse(META_CATALOG),
         }))
     }
 
@@ -89,6 +95,8 @@ impl BridgeQueue {
         let requeued = store.requeue_for_reconcile(now).map_err(Error::RustError)?;
         let at = chrono::DateTime::from_timestamp_millis(now).map(|d| d.to_rfc3339()).unwrap_or_default();
         store.set_meta(META_LAST_RECONCILE, Some(&at)).map_err(Error::RustError)?;
+        // Mappings may name new ids: list Accelo's again on this run.
+        store.set_meta(META_CATALOG_STALE, Some("1")).map_err(Error::RustError)?;
         self.wake_at(now).await?;
         log::line("info", "reconcile", None, None, &format!("{requeued} skipped or waiting ticket(s) queued again"));
         Response::from_json(&json!({"requeued": requeued, "started_at": at}))
@@ -106,12 +114,20 @@ impl BridgeQueue {
         if let Some(until) = paused.filter(|u| *u > now) {
             return self.wake_at(until).await;
         }
-        let mappings = load_mappings(&self.env).await;
+        let mut mappings = load_mappings(&self.env).await;
         let http = WorkerHttp { timeout: Duration::from_secs(30) };
         let cached: Option<CachedToken> = store.meta(META_TOKEN).ok().flatten().and_then(|t| serde_json::from_str(&t).ok());
         let accelo = AcceloClient::new(&http, settings.accelo.clone(), now, cached.clone());
         let continuum = ContinuumClient::new(&http, settings.continuum.clone());
-        let engine = Engine::new(self.store(), &accelo, &continuum, &mappings, settings.policy, now);
+        let catalog = self.catalog(&accelo, &mappings, now).await;
+        if let Some(c) = &catalog {
+            mappings.check_ids(c);
+        }
+        for e in mappings.errors() {
+            log::line("error", "mapping.invalid", None, None, &e.to_string());
+        }
+        let mut engine = Engine::new(self.store(), &accelo, &continuum, &mappings, settings.policy, now);
+        engine.catalog = catalog.as_ref();
         let report = engine.run_due(JOBS_PER_RUN).await;
         log::engine(engine.take_logs());
 
@@ -137,6 +153,33 @@ impl BridgeQueue {
             (Some(n), Some(p)) => self.wake_at(n.max(p)).await,
             (Some(n), None) => self.wake_at(n).await,
             (None, _) => Ok(()),
+        }
+    }
+}
+
+impl BridgeQueue {
+    /// Accelo's lists, listed again when stale or after a reconcile; the last good copy otherwise.
+    async fn catalog(&self, accelo: &AcceloClient<'_, WorkerHttp>, mappings: &Mappings, now: i64) -> Option<AcceloCatalog> {
+        let store = self.store();
+        let cached: Option<AcceloCatalog> = store.meta(META_CATALOG).ok().flatten().and_then(|c| serde_json::from_str(&c).ok());
+        let stale = store.meta(META_CATALOG_STALE).ok().flatten().is_some();
+        let site_ids: Vec<i64> = mappings.sites.as_ref().map(|s| s.iter().map(|(_, id)| *id).collect()).unwrap_or_default();
+        let fresh = |c: &AcceloCatalog| {
+            !stale && now - c.fetched_at_ms < CATALOG_TTL_MS && site_ids.iter().all(|id| c.companies_asked.contains(id))
+        };
+        if cached.as_ref().is_some_and(fresh) {
+            return cached;
+        }
+        match accelo.catalog(&site_ids).await {
+            Ok(c) => {
+                let _ = store.set_meta(META_CATALOG, serde_json::to_string(&c).ok().as_deref());
+                let _ = store.set_meta(META_CATALOG_STALE, None);
+                Some(c)
+            }
+            Err(e) => {
+                log::line("warn", "accelo.catalog", None, None, &format!("could not list Accelo ids: {e}"));
+                cached
+            }
         }
     }
 }

@@ -165,17 +165,20 @@ async fn admin(req: Request, env: &Env, rest: &[&str]) -> Result<Response> {
 
 /// `GET /admin/status`: the queue's counts plus what the operator must fix.
 async fn status_json(env: &Env, settings: &Settings) -> Result<Value> {
-    let mappings = load_mappings(env).await;
+    let mut mappings = load_mappings(env).await;
+    let queue = match queue_call(env, "GET", "/status", None).await {
+        Ok(mut r) if r.status_code() == 200 => r.json::<Value>().await.unwrap_or(Value::Null),
+        _ => json!({"error": "queue unavailable"}),
+    };
+    if let Ok(catalog) = serde_json::from_value::<crate::mappings::AcceloCatalog>(queue["catalog"].clone()) {
+        mappings.check_ids(&catalog);
+    }
     let mut config_errors: Vec<Value> = settings
         .missing
         .iter()
         .map(|name| json!({"key": name, "reason": "missing var or secret"}))
         .collect();
     config_errors.extend(mappings.errors().into_iter().map(|e| json!({"key": e.key, "reason": e.reason})));
-    let queue = match queue_call(env, "GET", "/status", None).await {
-        Ok(mut r) if r.status_code() == 200 => r.json::<Value>().await.unwrap_or(Value::Null),
-        _ => json!({"error": "queue unavailable"}),
-    };
     let counts = &queue["counts"];
     Ok(json!({
         "pending": counts["pending"],

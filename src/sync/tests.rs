@@ -42,8 +42,8 @@ fn ticket() -> TicketSnapshot {
 
 #[test]
 fn new_ticket_creates_issue_with_every_mapped_field() {
-    let p = plan(&ticket(), &mappings(&[]), 39, &LinkState::default()).unwrap();
-    let IssueCall::Create(body) = p.issue else { panic!("expected create") };
+    let p = plan(&ticket(), &mappings(&[]), 39, &LinkState::default(), None).unwrap();
+    let IssueCall::Create { body, status_after: None } = p.issue else { panic!("expected create") };
     assert_eq!(body["title"], "Disk C: low");
     assert_eq!(body["type_id"], 3);
     assert_eq!(body["against_type"], "company");
@@ -76,8 +76,8 @@ fn unmapped_values_leave_gaps_but_do_not_block() {
     t.status = Some("Escalated".into());
     t.priority = Some("Whenever".into());
     t.assign_to = Some("nobody@msp.example".into());
-    let p = plan(&t, &mappings(&[]), 39, &LinkState::default()).unwrap();
-    let IssueCall::Create(body) = p.issue else { panic!() };
+    let p = plan(&t, &mappings(&[]), 39, &LinkState::default(), None).unwrap();
+    let IssueCall::Create { body, .. } = p.issue else { panic!() };
     assert!(body.get("status_id").is_none() && body.get("priority_id").is_none() && body.get("assignee").is_none());
     let fields: Vec<_> = p.gaps.iter().map(|g| g.field.as_str()).collect();
     assert_eq!(fields, ["Status", "Priority", "AssignTo"]);
@@ -97,10 +97,10 @@ fn update_sends_only_changed_fields() {
     let link = LinkState { issue_id: Some("7".into()), applied: Some(applied), ..Default::default() };
     let mut t = ticket();
     t.status = Some("In Progress".into());
-    let p = plan(&t, &m, 39, &link).unwrap();
+    let p = plan(&t, &m, 39, &link, None).unwrap();
     assert_eq!(p.issue, IssueCall::Update { issue_id: "7".into(), body: json!({"status_id": 2}) });
     // The same snapshot again: nothing due.
-    let p = plan(&ticket(), &m, 39, &link).unwrap();
+    let p = plan(&ticket(), &m, 39, &link, None).unwrap();
     assert_eq!(p.issue, IssueCall::Nothing);
 }
 
@@ -112,7 +112,7 @@ fn a_mapping_added_later_fills_the_gap_on_the_next_pass() {
     assert_eq!(gaps.len(), 1);
     let link = LinkState { issue_id: Some("7".into()), applied: Some(applied), ..Default::default() };
     let m = mappings(&[("status_in", r#"{"Escalated": 2}"#)]);
-    let p = plan(&t, &m, 39, &link).unwrap();
+    let p = plan(&t, &m, 39, &link, None).unwrap();
     assert_eq!(p.issue, IssueCall::Update { issue_id: "7".into(), body: json!({"status_id": 2}) });
     assert!(p.gaps.is_empty());
 }
@@ -136,9 +136,9 @@ fn comments_are_due_once_each() {
         TicketComment { comment_id: None, body: "Still low".into(), author: Some("jdoe".into()), internal: true, ..Default::default() },
     ];
     let mut link = LinkState::default();
-    assert_eq!(plan(&t, &mappings(&[]), 39, &link).unwrap().comments.len(), 2);
+    assert_eq!(plan(&t, &mappings(&[]), 39, &link, None).unwrap().comments.len(), 2);
     link.synced_comments.insert(t.comments[0].sync_key());
-    let due = plan(&t, &mappings(&[]), 39, &link).unwrap().comments;
+    let due = plan(&t, &mappings(&[]), 39, &link, None).unwrap().comments;
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].body, "Still low");
 }
@@ -189,4 +189,17 @@ fn broken_documents_block_only_tickets_that_need_them() {
     assert_eq!(blocking_doc_error(&t, &m).unwrap().key, "users");
     let m = mappings(&[("config", "[]")]);
     assert_eq!(blocking_doc_error(&ticket(), &m).unwrap().key, "config");
+}
+
+#[test]
+fn a_status_not_allowed_at_creation_is_set_right_after() {
+    let mut t = ticket();
+    t.status = Some("In Progress".into());
+    let p = plan(&t, &mappings(&[]), 39, &LinkState::default(), Some(&[1])).unwrap();
+    let IssueCall::Create { body, status_after } = p.issue else { panic!() };
+    assert!(body.get("status_id").is_none());
+    assert_eq!(status_after, Some(2));
+    assert_eq!(p.desired.status_id, Some(2));
+    let p = plan(&ticket(), &mappings(&[]), 39, &LinkState::default(), Some(&[1])).unwrap();
+    assert!(matches!(p.issue, IssueCall::Create { ref body, status_after: None } if body["status_id"] == 1));
 }
