@@ -25,7 +25,11 @@ if ! "$CARGO_BIN/wasm-bindgen" --version 2>/dev/null | grep -q "$WASM_BINDGEN_VE
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
 
-if [ ! -x node_modules/.bin/wrangler ] || ! cmp -s package-lock.json node_modules/.package-lock.json 2>/dev/null; then
+# A stamp of the lockfile tells whether node_modules matches it (npm ci is not re-run while
+# wrangler, which runs this script as its build, is using node_modules).
+LOCK_SUM=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -x node_modules/.bin/wrangler ] || [ "$(cat node_modules/.lock-stamp 2>/dev/null)" != "$LOCK_SUM" ]; then
   echo "toolchain: installing the pinned npm packages"
   WRANGLER_SEND_METRICS=false npm ci --no-audit --no-fund --loglevel=error
+  echo "$LOCK_SUM" > node_modules/.lock-stamp
 fi
