@@ -13,6 +13,9 @@ use crate::retry::{Decision, FailureKind, RetryPolicy};
 use crate::store::{Job, Store, JOB_PULL_TICKET, JOB_SYNC_TICKET};
 use crate::sync::{self, CompanyRoute, IssueCall, LinkState};
 
+/// Requests left unused in Accelo's hourly window, for the people and apps sharing it.
+pub const RATE_LIMIT_RESERVE: i64 = 100;
+
 /// One structured log line (operator-surface.md, "Logs"); the edge prints it. Never a secret.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LogLine {
@@ -159,6 +162,14 @@ impl<'a, S: Sql, H: HttpClient> Engine<'a, S, H> {
                     other => Err(Failure::Store(format!("unknown job kind {other}"))),
                 };
                 self.settle(&job, result, &mut report)?;
+                // Leave headroom in the hourly budget Accelo shares among every app of the deployment.
+                let rate = self.accelo.rate_limit();
+                if let (Some(left), Some(reset)) = (rate.remaining, rate.reset_at) {
+                    if left <= RATE_LIMIT_RESERVE && report.paused_until_ms.is_none() {
+                        report.paused_until_ms = Some(reset * 1000);
+                        self.log("warn", "accelo.budget", None, None, format!("{left} Accelo requests left this hour; pausing until {reset}"));
+                    }
+                }
             }
         }
         Ok(report)

@@ -119,10 +119,10 @@ impl Mappings {
                 Some(v) => parse_config(&v),
             }),
             status_in: doc(STATUS_IN).and_then(|v| name_to_id(STATUS_IN, v)),
-            status_out: doc(STATUS_OUT).and_then(|v| parse_status_out(v)),
+            status_out: doc(STATUS_OUT).and_then(parse_status_out),
             users: doc(USERS).and_then(|v| name_to_id(USERS, v)),
             sites: doc(SITES).and_then(|v| name_to_id(SITES, v)),
-            priorities: doc(PRIORITIES).and_then(|v| parse_priorities(v)),
+            priorities: doc(PRIORITIES).and_then(parse_priorities),
         }
     }
 

@@ -202,7 +202,7 @@ impl<'h, H: HttpClient> AcceloClient<'h, H> {
             let items = list.as_array().cloned().unwrap_or_default();
             for c in &items {
                 if let (Some(id), Some(n)) = (
-                    c.get("id").and_then(|v| id_of(v)).and_then(|s| s.parse().ok()),
+                    c.get("id").and_then(id_of).and_then(|s| s.parse().ok()),
                     c.get("name").and_then(Value::as_str),
                 ) {
                     found.push((id, n.to_string()));

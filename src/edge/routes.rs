@@ -120,8 +120,12 @@ async fn continuum_callback(mut req: Request, env: &Env, user: &str) -> Result<R
         }
     };
     for o in &outcomes {
-        if let crate::store::EntryOutcome::Invalid { ticket_id, reason, .. } = o {
-            log::line("warn", "ticket.rejected", ticket_id.as_deref(), None, reason);
+        use crate::store::EntryOutcome::*;
+        match o {
+            Invalid { ticket_id, reason, .. } => log::line("warn", "ticket.rejected", ticket_id.as_deref(), None, reason),
+            Stored { ticket_id } => log::line("info", "ticket.stored", Some(ticket_id), None, "snapshot stored"),
+            Unchanged { ticket_id, why } => log::line("info", "ticket.unchanged", Some(ticket_id), None, why),
+            PullQueued { ticket_id } => log::line("info", "ticket.notify", Some(ticket_id), None, "pull queued"),
         }
     }
     let (status, body, ct) = reply::accepted(format, &outcomes);

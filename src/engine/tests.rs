@@ -302,3 +302,19 @@ fn non_start_status_is_set_after_creation() {
     assert!(body(&w.apis.calls("POST", "/api/v0/issues")[0]).get("status_id").is_none());
     assert_eq!(body(&w.apis.calls("PUT", "/api/v0/issues/101")[0]), json!({"status_id": 2}));
 }
+
+#[test]
+fn the_queue_pauses_before_the_hourly_budget_runs_out() {
+    let w = World::new(FakeApis::default());
+    let low = HttpResponse {
+        status: 200,
+        headers: vec![("X-RateLimit-Remaining".into(), "50".into()), ("X-RateLimit-Reset".into(), "3600".into())],
+        body: json!({"meta": {"status": "ok"}, "response": {"id": "900"}}).to_string(),
+    };
+    w.apis.fail("POST /api/v0/issues", Ok(low));
+    w.deliver(ticket("1", 0), 0);
+    w.deliver(ticket("2", 0), 0);
+    let r = w.run(0);
+    assert_eq!((r.synced, r.paused_until_ms), (1, Some(3_600_000)));
+    assert_eq!(w.store().counts().unwrap().pending, 1, "the other ticket waits, stored");
+}
