@@ -97,7 +97,7 @@ impl From<String> for Failure {
 }
 
 enum Done {
-    Synced(String),
+    Synced { issue_id: String, detail: String },
     Skipped(String),
     Waiting(DocError),
     Pulled,
@@ -179,11 +179,11 @@ impl<'a, S: Sql, H: HttpClient> Engine<'a, S, H> {
         let (now, id) = (self.now_ms, job.subject.as_str());
         let is_ticket = job.kind == JOB_SYNC_TICKET;
         match result {
-            Ok(Done::Synced(detail)) => {
+            Ok(Done::Synced { issue_id, detail }) => {
                 report.synced += 1;
                 self.store.set_state(id, "synced", None, now)?;
                 self.store.job_done(job)?;
-                self.log("info", "ticket.synced", Some(id), None, detail);
+                self.log("info", "ticket.synced", Some(id), Some(&issue_id), detail);
             }
             Ok(Done::Pulled | Done::Gone) => self.store.job_done(job)?,
             Ok(Done::Skipped(reason)) => {
@@ -347,7 +347,8 @@ impl<'a, S: Sql, H: HttpClient> Engine<'a, S, H> {
         for g in &plan.gaps {
             self.log("warn", "ticket.unmapped", Some(ticket_id), Some(&issue_id), format!("{} \"{}\": {}", g.field, g.value, g.reason));
         }
-        Ok(Done::Synced(if did.is_empty() { format!("issue {issue_id} already up to date") } else { did.join("; ") }))
+        let detail = if did.is_empty() { format!("issue {issue_id} already up to date") } else { did.join("; ") };
+        Ok(Done::Synced { issue_id, detail })
     }
 
     /// A `POST /issues` whose answer never came back may still have created the issue: look for

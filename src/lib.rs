@@ -14,3 +14,4 @@ pub mod auth;
 #[cfg(target_arch = "wasm32")]
 mod edge;
 pub mod admin_page;
+pub mod suggest;

@@ -67,6 +67,16 @@ impl<'h, H: HttpClient> ContinuumClient<'h, H> {
             .header("Accept", "application/json")
     }
 
+    /// One of Continuum's lists (`/priorities`, `/statuses`, `/users`, `/sites`, `/tickettypes`).
+    pub async fn list(&self, path: &str) -> Result<Vec<serde_json::Value>, ContinuumError> {
+        let resp = self.http.send(self.request("GET", path)).await.map_err(ContinuumError::Network)?;
+        classify(&resp, path)?;
+        match serde_json::from_str::<serde_json::Value>(&resp.body) {
+            Ok(serde_json::Value::Array(items)) => Ok(items),
+            _ => Err(ContinuumError::Rejected { status: resp.status, body: format!("{path} did not answer a JSON list") }),
+        }
+    }
+
     /// `GET /tickets/{id}`, read with the same tolerant parser as callbacks.
     pub async fn get_ticket(&self, ticket_id: &str) -> Result<TicketSnapshot, ContinuumError> {
         let req = self.request("GET", &format!("/tickets/{}", urlencoding::encode(ticket_id)));

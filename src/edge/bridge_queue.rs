@@ -184,6 +184,72 @@ impl BridgeQueue {
     }
 }
 
+impl BridgeQueue {
+    /// Runs `work` with API clients sharing the queue's cached Accelo token (saved afterwards).
+    async fn with_clients<T>(
+        &self,
+        work: impl AsyncFnOnce(&AcceloClient<'_, WorkerHttp>, &ContinuumClient<'_, WorkerHttp>) -> std::result::Result<T, String>,
+    ) -> std::result::Result<T, String> {
+        let settings = Settings::load(&self.env);
+        if !settings.missing.is_empty() {
+            return Err(format!("missing settings: {}", settings.missing.join(", ")));
+        }
+        let store = self.store();
+        let http = WorkerHttp { timeout: Duration::from_secs(30) };
+        let cached: Option<CachedToken> = store.meta(META_TOKEN).ok().flatten().and_then(|t| serde_json::from_str(&t).ok());
+        let accelo = AcceloClient::new(&http, settings.accelo.clone(), now_ms(), cached.clone());
+        let continuum = ContinuumClient::new(&http, settings.continuum.clone());
+        let out = work(&accelo, &continuum).await;
+        if accelo.token() != cached {
+            let _ = store.set_meta(META_TOKEN, accelo.token().and_then(|t| serde_json::to_string(&t).ok()).as_deref());
+        }
+        out
+    }
+
+    /// `GET /admin/suggest-mappings`: drafts from both sides' lists.
+    async fn suggest(&self) -> Result<Response> {
+        let lists = self
+            .with_clients(async |a, c| {
+                let e = |x: &dyn std::fmt::Display| x.to_string();
+                Ok(crate::suggest::Lists {
+                    continuum_statuses: c.list("/statuses").await.map_err(|x| e(&x))?,
+                    continuum_users: c.list("/users").await.map_err(|x| e(&x))?,
+                    continuum_sites: c.list("/sites").await.map_err(|x| e(&x))?,
+                    accelo_statuses: a.list_all("/issues/statuses", "title,standing").await.map_err(|x| e(&x))?,
+                    accelo_staff: a.list_all("/staff", "firstname,surname,email,username").await.map_err(|x| e(&x))?,
+                    accelo_companies: a.list_all("/companies", "name").await.map_err(|x| e(&x))?,
+                })
+            })
+            .await;
+        match lists {
+            Ok(l) => Response::from_json(&crate::suggest::suggest_mappings(&l)),
+            Err(e) => Response::error(format!("could not list both sides: {e}"), 502),
+        }
+    }
+
+    /// `POST /admin/import-priorities`: links Continuum's priorities to Accelo's and writes the
+    /// `priorities` document (entries the operator already has are kept).
+    async fn import_priorities(&self) -> Result<Response> {
+        let kv = self.env.kv("MAPPINGS")?;
+        let existing: Option<Value> = kv.get(crate::mappings::PRIORITIES).text().await?.and_then(|t| serde_json::from_str(&t).ok());
+        let lists = self
+            .with_clients(async |a, c| {
+                let cont = c.list("/priorities").await.map_err(|e| e.to_string())?;
+                let acc = a.list_all("/issues/priorities", "title,factor").await.map_err(|e| e.to_string())?;
+                Ok((cont, acc))
+            })
+            .await;
+        let (cont, acc) = match lists {
+            Ok(l) => l,
+            Err(e) => return Response::error(format!("could not list priorities: {e}"), 502),
+        };
+        let doc = crate::suggest::import_priorities(&cont, &acc, existing.as_ref().filter(|v| v.is_object()));
+        kv.put(crate::mappings::PRIORITIES, doc.to_string())?.execute().await?;
+        log::line("info", "priorities.imported", None, None, &format!("{} Continuum priorities linked", doc.as_object().map_or(0, |o| o.len())));
+        Response::from_json(&json!({ "priorities": doc }))
+    }
+}
+
 impl DurableObject for BridgeQueue {
     fn new(state: State, env: Env) -> Self {
         let sql = DoSql(state.storage().sql());
@@ -199,6 +265,8 @@ impl DurableObject for BridgeQueue {
             (Method::Post, "/ingest") => self.ingest(req).await,
             (Method::Get, "/status") => self.status(),
             (Method::Post, "/reconcile") => self.reconcile().await,
+            (Method::Get, "/suggest-mappings") => self.suggest().await,
+            (Method::Post, "/import-priorities") => self.import_priorities().await,
             (Method::Post, "/replay") => {
                 let id = req.url()?.query_pairs().find(|(k, _)| k == "id").map(|(_, v)| v.to_string());
                 let n = self.store().replay_dead(id.as_deref(), now_ms()).map_err(Error::RustError)?;

@@ -152,6 +152,8 @@ async fn admin(req: Request, env: &Env, rest: &[&str]) -> Result<Response> {
         ["status"] if allowed(Method::Get) => json_answer(&status_json(env, &settings).await?, 200),
         ["tickets", id] if allowed(Method::Get) => queue_call(env, "GET", &format!("/ticket/{id}"), None).await,
         ["reconcile"] if allowed(Method::Post) => queue_call(env, "POST", "/reconcile", None).await,
+        ["suggest-mappings"] if allowed(Method::Get) => queue_call(env, "GET", "/suggest-mappings", None).await,
+        ["import-priorities"] if allowed(Method::Post) => queue_call(env, "POST", "/import-priorities", None).await,
         ["dead-letters", "replay"] if allowed(Method::Post) => {
             let id = req.url()?.query_pairs().find(|(k, _)| k == "id").map(|(_, v)| v.to_string());
             let path = match id {
@@ -160,7 +162,8 @@ async fn admin(req: Request, env: &Env, rest: &[&str]) -> Result<Response> {
             };
             queue_call(env, "POST", &path, None).await
         }
-        [] | [""] | ["status"] | ["tickets", _] | ["reconcile"] | ["dead-letters", "replay"] => {
+        [] | [""] | ["status"] | ["tickets", _] | ["reconcile"] | ["dead-letters", "replay"] | ["suggest-mappings"]
+        | ["import-priorities"] => {
             text("method not allowed", 405, "text/plain; charset=utf-8")
         }
         _ => text("not found", 404, "text/plain; charset=utf-8"),
