@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Runs every test: native unit tests of the core and the stand-ins, then the end-to-end scenarios
-# (the worker built and run in workerd against the stand-ins).
+# The one command that runs every test: the native unit tests, then the end-to-end run (the
+# worker built with wrangler.toml's build command and served by `wrangler dev` in workerd, against
+# the local stand-ins; see e2e/tests/workerd.rs). Works from a fresh clone: the toolchain is
+# installed where missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export WRANGLER_SEND_METRICS=false
+
 bash scripts/toolchain.sh
 cargo test --workspace --exclude e2e
-if [ -f e2e/tests/workerd.rs ]; then
-  cargo test -p e2e --test workerd
-fi
+cargo test -p e2e --test workerd

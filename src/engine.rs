@@ -236,11 +236,15 @@ impl<'a, S: Sql, H: HttpClient> Engine<'a, S, H> {
 
     async fn pull_ticket(&self, ticket_id: &str) -> Result<Done, Failure> {
         let snapshot = self.continuum.get_ticket(ticket_id).await?;
-        let outcome = self.store.ingest_snapshot(&snapshot, self.now_ms)?;
-        self.log("info", "ticket.pulled", Some(ticket_id), None, format!("{outcome:?}"));
-        if let crate::store::EntryOutcome::Invalid { reason, .. } = outcome {
-            return Err(Failure::Continuum(ContinuumError::Rejected { status: 200, body: reason }));
-        }
+        use crate::store::EntryOutcome;
+        let msg = match self.store.ingest_snapshot(&snapshot, self.now_ms)? {
+            EntryOutcome::Invalid { reason, .. } => {
+                return Err(Failure::Continuum(ContinuumError::Rejected { status: 200, body: reason }))
+            }
+            EntryOutcome::Unchanged { why, .. } => format!("pulled from Continuum, unchanged: {why}"),
+            _ => "pulled from Continuum and stored".to_string(),
+        };
+        self.log("info", "ticket.pulled", Some(ticket_id), None, msg);
         Ok(Done::Pulled)
     }
 
