@@ -66,9 +66,9 @@ mod tests {
     fn json_and_xml_answers() {
         let ok = EntryOutcome::Stored { ticket_id: "1".into() };
         let bad = EntryOutcome::Invalid { index: 1, ticket_id: None, reason: "TicketID missing".into() };
-        let (s, b, _) = accepted(BodyFormat::Json, &[ok.clone()]);
+        let (s, b, _) = accepted(BodyFormat::Json, std::slice::from_ref(&ok));
         assert_eq!((s, b.as_str()), (200, r#"{"accepted":1}"#));
-        let (s, b, _) = accepted(BodyFormat::Xml, &[ok.clone()]);
+        let (s, b, _) = accepted(BodyFormat::Xml, std::slice::from_ref(&ok));
         assert_eq!((s, b.as_str()), (200, "<Result><Accepted>1</Accepted></Result>"));
         let (s, b, _) = accepted(BodyFormat::Json, &[ok, bad.clone()]);
         assert_eq!(s, 200);
