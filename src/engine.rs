@@ -341,8 +341,18 @@ impl<'a, S: Sql, H: HttpClient> Engine<'a, S, H> {
         };
         let cfg = self.mappings.config.as_ref().map_err(|e| Failure::Store(e.to_string()))?;
         for c in &plan.comments {
-            let activity = self.accelo.create_activity(&sync::activity_body(c, &issue_id, cfg)).await?;
-            self.store.comment_synced(ticket_id, &c.sync_key(), &activity, now)?;
+            let key = c.sync_key();
+            let earlier = if self.store.comment_started(ticket_id, &key, now)? {
+                // An earlier POST may have landed without its answer reaching us.
+                self.accelo.issue_activities(&issue_id).await?.into_iter().find(|(_, body)| body == &c.body).map(|(id, _)| id)
+            } else {
+                None
+            };
+            let activity = match earlier {
+                Some(id) => id,
+                None => self.accelo.create_activity(&sync::activity_body(c, &issue_id, cfg)).await?,
+            };
+            self.store.comment_synced(ticket_id, &key, &activity, now)?;
             self.store.history(ticket_id, now, "create_activity", "ok", &format!("comment {} → activity {activity}", c.sync_key()))?;
         }
         if !plan.comments.is_empty() {

@@ -49,7 +49,7 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS comments (
         ticket_id TEXT NOT NULL,
         comment_key TEXT NOT NULL,
-        activity_id TEXT NOT NULL,
+        activity_id TEXT,                -- NULL while POST /activities is under way
         synced_at INTEGER NOT NULL,
         PRIMARY KEY (ticket_id, comment_key))",
     "CREATE TABLE IF NOT EXISTS history (
@@ -402,7 +402,7 @@ impl<'a, S: Sql> Store<'a, S> {
 
     pub fn synced_comments(&self, id: &str) -> StoreResult<BTreeSet<String>> {
         Ok(self
-            .rows("SELECT comment_key FROM comments WHERE ticket_id = ?", &[text(id)])?
+            .rows("SELECT comment_key FROM comments WHERE ticket_id = ? AND activity_id IS NOT NULL", &[text(id)])?
             .into_iter()
             .filter_map(|r| r.into_iter().next().and_then(SqlValue::into_string))
             .collect())
@@ -410,9 +410,23 @@ impl<'a, S: Sql> Store<'a, S> {
 
     pub fn comment_synced(&self, id: &str, key: &str, activity_id: &str, now_ms: i64) -> StoreResult<()> {
         self.exec(
-            "INSERT OR IGNORE INTO comments (ticket_id, comment_key, activity_id, synced_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO comments (ticket_id, comment_key, activity_id, synced_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (ticket_id, comment_key) DO UPDATE SET activity_id = excluded.activity_id, synced_at = excluded.synced_at",
             &[text(id), text(key), text(activity_id), now_ms.into()],
         )
+    }
+
+    /// Recorded before `POST /activities`; `true` when an earlier attempt had already started
+    /// (its answer may have been lost: look for the activity before posting another).
+    pub fn comment_started(&self, id: &str, key: &str, now_ms: i64) -> StoreResult<bool> {
+        let before = self.scalar("SELECT COUNT(*) FROM comments WHERE ticket_id = ? AND comment_key = ?", &[text(id), text(key)])?;
+        if before == 0 {
+            self.exec(
+                "INSERT INTO comments (ticket_id, comment_key, activity_id, synced_at) VALUES (?, ?, NULL, ?)",
+                &[text(id), text(key), now_ms.into()],
+            )?;
+        }
+        Ok(before > 0)
     }
 
     pub fn history(&self, id: &str, now_ms: i64, action: &str, outcome: &str, detail: &str) -> StoreResult<()> {
@@ -469,7 +483,7 @@ impl<'a, S: Sql> Store<'a, S> {
             waiting: tickets("waiting")?,
             retrying: tickets("retrying")?,
             tickets: self.scalar("SELECT COUNT(*) FROM tickets", &[])?,
-            comments_synced: self.scalar("SELECT COUNT(*) FROM comments", &[])?,
+            comments_synced: self.scalar("SELECT COUNT(*) FROM comments WHERE activity_id IS NOT NULL", &[])?,
             rejected: self.scalar("SELECT COUNT(*) FROM rejects", &[])?,
         })
     }
@@ -530,7 +544,10 @@ impl<'a, S: Sql> Store<'a, S> {
         };
         let snapshot = parse(&r[0]);
         let comments: Vec<Value> = self
-            .rows("SELECT comment_key, activity_id, synced_at FROM comments WHERE ticket_id = ? ORDER BY synced_at", &[text(id)])?
+            .rows(
+                "SELECT comment_key, activity_id, synced_at FROM comments WHERE ticket_id = ? AND activity_id IS NOT NULL ORDER BY synced_at",
+                &[text(id)],
+            )?
             .into_iter()
             .map(|c| json!({"comment_key": c[0].as_str(), "activity_id": c[1].as_str(), "synced_at": c[2].as_i64()}))
             .collect();

@@ -283,6 +283,22 @@ impl<'h, H: HttpClient> AcceloClient<'h, H> {
             .ok_or_else(|| AcceloError::Unexpected("created activity has no id".into()))
     }
 
+    /// Activities against an issue (newest first) with their bodies: used to find an activity
+    /// whose creation answer was lost.
+    pub async fn issue_activities(&self, issue_id: &str) -> Result<Vec<(String, String)>, AcceloError> {
+        let filters = format!("against(issue({issue_id})),order_by_desc(id)");
+        let path = format!("/activities?_filters={}&_fields=subject,body&_limit=100", urlencoding::encode(&filters));
+        let list = self.call("GET", &path, None).await?;
+        Ok(list
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|i| Some((i.get("id").and_then(id_of)?, i.get("body").and_then(Value::as_str).unwrap_or("").to_string())))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// Issues against `company_id` submitted at or after `since` (unix s), newest first, with their
     /// descriptions: used to find an issue whose creation answer was lost.
     pub async fn recent_issues_for_company(&self, company_id: i64, since: i64) -> Result<Vec<(String, String)>, AcceloError> {

@@ -318,3 +318,20 @@ fn the_queue_pauses_before_the_hourly_budget_runs_out() {
     assert_eq!((r.synced, r.paused_until_ms), (1, Some(3_600_000)));
     assert_eq!(w.store().counts().unwrap().pending, 1, "the other ticket waits, stored");
 }
+
+#[test]
+fn lost_activity_answer_is_found_instead_of_posting_twice() {
+    let w = World::new(FakeApis::default());
+    let mut t = ticket("1", 0);
+    t.comments = vec![TicketComment { comment_id: Some("a".into()), body: "one".into(), ..Default::default() }];
+    w.apis.fail("POST /api/v0/activities", Err("connection reset".into()));
+    w.deliver(t, 0);
+    w.run(0);
+    assert_eq!(w.store().counts().unwrap().comments_synced, 0);
+    // The note was written after all; Accelo lists it.
+    w.apis.fail("GET /api/v0/activities", Ok(ok(json!([{"id": "900", "subject": "one", "body": "one"}]))));
+    assert_eq!(w.run(60_000).synced, 1);
+    assert_eq!(w.apis.calls("POST", "/api/v0/activities").len(), 1, "no second note");
+    let rec = w.store().ticket_record("1").unwrap().unwrap();
+    assert_eq!(rec["links"]["activities"][0]["activity_id"], "900");
+}
