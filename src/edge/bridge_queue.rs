@@ -105,46 +105,37 @@ impl BridgeQueue {
     async fn run_engine(&self) -> Result<()> {
         let now = now_ms();
         let store = self.store();
-        let settings = Settings::load(&self.env);
-        if !settings.missing.is_empty() {
-            log::line("error", "config.missing", None, None, &format!("missing settings: {}", settings.missing.join(", ")));
-            return self.wake_at(now + settings.policy.operator_recheck_ms).await;
-        }
         let paused = store.meta(META_PAUSED).ok().flatten().and_then(|v| v.parse::<i64>().ok());
         if let Some(until) = paused.filter(|u| *u > now) {
             return self.wake_at(until).await;
         }
-        let mut mappings = load_mappings(&self.env).await;
-        let http = WorkerHttp { timeout: Duration::from_secs(30) };
-        let cached: Option<CachedToken> = store.meta(META_TOKEN).ok().flatten().and_then(|t| serde_json::from_str(&t).ok());
-        let accelo = AcceloClient::new(&http, settings.accelo.clone(), now, cached.clone());
-        let continuum = ContinuumClient::new(&http, settings.continuum.clone());
-        let catalog = self.catalog(&accelo, &mappings, now).await;
-        if let Some(c) = &catalog {
-            mappings.check_ids(c);
-        }
-        for e in mappings.errors() {
-            log::line("error", "mapping.invalid", None, None, &e.to_string());
-        }
-        let mut engine = Engine::new(self.store(), &accelo, &continuum, &mappings, settings.policy, now);
-        engine.catalog = catalog.as_ref();
-        let report = engine.run_due(JOBS_PER_RUN).await;
-        log::engine(engine.take_logs());
-
-        let token = accelo.token();
-        if token != cached {
-            let t = token.as_ref().and_then(|t| serde_json::to_string(t).ok());
-            let _ = store.set_meta(META_TOKEN, t.as_deref());
-        }
-        if accelo.api_calls() > 0 {
-            let _ = store.set_meta(META_RATE, serde_json::to_string(&accelo.rate_limit()).ok().as_deref());
-        }
-        let report = match report {
-            Ok(r) => r,
-            Err(e) => {
+        let run = self
+            .with_clients(async |settings, accelo, continuum| {
+                let mut mappings = load_mappings(&self.env).await;
+                let catalog = self.catalog(accelo, &mappings, now).await;
+                if let Some(c) = &catalog {
+                    mappings.check_ids(c);
+                }
+                for e in mappings.errors() {
+                    log::line("error", "mapping.invalid", None, None, &e.to_string());
+                }
+                let mut engine = Engine::new(self.store(), accelo, continuum, &mappings, settings.policy, now);
+                engine.catalog = catalog.as_ref();
+                let report = engine.run_due(JOBS_PER_RUN).await;
+                log::engine(engine.take_logs());
+                report
+            })
+            .await;
+        let report = match run {
+            Err(missing) => {
+                log::line("error", "config.missing", None, None, &missing);
+                return self.wake_at(now + crate::retry::RetryPolicy::default().operator_recheck_ms).await;
+            }
+            Ok(Err(e)) => {
                 log::line("error", "engine.storage", None, None, &e);
                 return self.wake_at(now + 5_000).await;
             }
+            Ok(Ok(r)) => r,
         };
         let _ = store.set_meta(META_LAST_RUN, Some(&json!({"at": now, "report": report}).to_string()));
         let _ = store.set_meta(META_PAUSED, report.paused_until_ms.map(|p| p.to_string()).as_deref());
@@ -185,10 +176,11 @@ impl BridgeQueue {
 }
 
 impl BridgeQueue {
-    /// Runs `work` with API clients sharing the queue's cached Accelo token (saved afterwards).
+    /// Runs `work` with API clients sharing the queue's cached Accelo token; saves the token and
+    /// the rate-limit headers afterwards. `Err` names the settings that are missing.
     async fn with_clients<T>(
         &self,
-        work: impl AsyncFnOnce(&AcceloClient<'_, WorkerHttp>, &ContinuumClient<'_, WorkerHttp>) -> std::result::Result<T, String>,
+        work: impl AsyncFnOnce(&Settings, &AcceloClient<'_, WorkerHttp>, &ContinuumClient<'_, WorkerHttp>) -> T,
     ) -> std::result::Result<T, String> {
         let settings = Settings::load(&self.env);
         if !settings.missing.is_empty() {
@@ -199,19 +191,22 @@ impl BridgeQueue {
         let cached: Option<CachedToken> = store.meta(META_TOKEN).ok().flatten().and_then(|t| serde_json::from_str(&t).ok());
         let accelo = AcceloClient::new(&http, settings.accelo.clone(), now_ms(), cached.clone());
         let continuum = ContinuumClient::new(&http, settings.continuum.clone());
-        let out = work(&accelo, &continuum).await;
+        let out = work(&settings, &accelo, &continuum).await;
         if accelo.token() != cached {
             let _ = store.set_meta(META_TOKEN, accelo.token().and_then(|t| serde_json::to_string(&t).ok()).as_deref());
         }
-        out
+        if accelo.api_calls() > 0 {
+            let _ = store.set_meta(META_RATE, serde_json::to_string(&accelo.rate_limit()).ok().as_deref());
+        }
+        Ok(out)
     }
 
     /// `GET /admin/suggest-mappings`: drafts from both sides' lists.
     async fn suggest(&self) -> Result<Response> {
         let lists = self
-            .with_clients(async |a, c| {
+            .with_clients(async |_, a, c| {
                 let e = |x: &dyn std::fmt::Display| x.to_string();
-                Ok(crate::suggest::Lists {
+                Ok::<_, String>(crate::suggest::Lists {
                     continuum_statuses: c.list("/statuses").await.map_err(|x| e(&x))?,
                     continuum_users: c.list("/users").await.map_err(|x| e(&x))?,
                     continuum_sites: c.list("/sites").await.map_err(|x| e(&x))?,
@@ -220,7 +215,8 @@ impl BridgeQueue {
                     accelo_companies: a.list_all("/companies", "name").await.map_err(|x| e(&x))?,
                 })
             })
-            .await;
+            .await
+            .and_then(|r| r);
         match lists {
             Ok(l) => Response::from_json(&crate::suggest::suggest_mappings(&l)),
             Err(e) => Response::error(format!("could not list both sides: {e}"), 502),
@@ -233,12 +229,13 @@ impl BridgeQueue {
         let kv = self.env.kv("MAPPINGS")?;
         let existing: Option<Value> = kv.get(crate::mappings::PRIORITIES).text().await?.and_then(|t| serde_json::from_str(&t).ok());
         let lists = self
-            .with_clients(async |a, c| {
+            .with_clients(async |_, a, c| {
                 let cont = c.list("/priorities").await.map_err(|e| e.to_string())?;
                 let acc = a.list_all("/issues/priorities", "title,factor").await.map_err(|e| e.to_string())?;
-                Ok((cont, acc))
+                Ok::<_, String>((cont, acc))
             })
-            .await;
+            .await
+            .and_then(|r| r);
         let (cont, acc) = match lists {
             Ok(l) => l,
             Err(e) => return Response::error(format!("could not list priorities: {e}"), 502),
