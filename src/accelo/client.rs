@@ -81,6 +81,15 @@ pub fn parse_token_answer(body: &str, now_ms: i64) -> Result<CachedToken, Accelo
     Ok(CachedToken { access_token, use_until_ms: now_ms + (expires_in - margin) * 1000 })
 }
 
+/// `(id, text of field)` for each object of a list answer.
+fn ids_with(list: &Value, field: &str) -> Vec<(String, String)> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| Some((i.get("id").and_then(id_of)?, i.get(field).and_then(Value::as_str).unwrap_or("").to_string())))
+        .collect()
+}
+
 fn oauth_error(resp: &HttpResponse) -> AcceloError {
     let v: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
     let err = v.get("error").and_then(Value::as_str).unwrap_or("");
@@ -260,13 +269,18 @@ impl<'h, H: HttpClient> AcceloClient<'h, H> {
         })
     }
 
-    /// `POST /issues`; returns the new issue's id.
-    pub async fn create_issue(&self, body: &Value) -> Result<String, AcceloError> {
-        let created = self.call("POST", "/issues", Some(body)).await?;
+    /// `POST` that creates an object; returns the new object's id.
+    async fn create(&self, path: &str, body: &Value) -> Result<String, AcceloError> {
+        let created = self.call("POST", path, Some(body)).await?;
         created
             .get("id")
             .and_then(id_of)
-            .ok_or_else(|| AcceloError::Unexpected("created issue has no id".into()))
+            .ok_or_else(|| AcceloError::Unexpected(format!("POST {path} answered no id")))
+    }
+
+    /// `POST /issues`; returns the new issue's id.
+    pub async fn create_issue(&self, body: &Value) -> Result<String, AcceloError> {
+        self.create("/issues", body).await
     }
 
     pub async fn update_issue(&self, issue_id: &str, body: &Value) -> Result<(), AcceloError> {
@@ -276,11 +290,7 @@ impl<'h, H: HttpClient> AcceloClient<'h, H> {
 
     /// `POST /activities`; returns the new activity's id.
     pub async fn create_activity(&self, body: &Value) -> Result<String, AcceloError> {
-        let created = self.call("POST", "/activities", Some(body)).await?;
-        created
-            .get("id")
-            .and_then(id_of)
-            .ok_or_else(|| AcceloError::Unexpected("created activity has no id".into()))
+        self.create("/activities", body).await
     }
 
     /// Activities against an issue (newest first) with their bodies: used to find an activity
@@ -288,15 +298,7 @@ impl<'h, H: HttpClient> AcceloClient<'h, H> {
     pub async fn issue_activities(&self, issue_id: &str) -> Result<Vec<(String, String)>, AcceloError> {
         let filters = format!("against(issue({issue_id})),order_by_desc(id)");
         let path = format!("/activities?_filters={}&_fields=subject,body&_limit=100", urlencoding::encode(&filters));
-        let list = self.call("GET", &path, None).await?;
-        Ok(list
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|i| Some((i.get("id").and_then(id_of)?, i.get("body").and_then(Value::as_str).unwrap_or("").to_string())))
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(ids_with(&self.call("GET", &path, None).await?, "body"))
     }
 
     /// Issues against `company_id` submitted at or after `since` (unix s), newest first, with their
@@ -308,16 +310,6 @@ impl<'h, H: HttpClient> AcceloClient<'h, H> {
             since - 1
         );
         let path = format!("/issues?_filters={}&_fields=title,description&_limit=100", urlencoding::encode(&filters));
-        let list = self.call("GET", &path, None).await?;
-        Ok(list
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|i| {
-                        Some((i.get("id").and_then(id_of)?, i.get("description").and_then(Value::as_str).unwrap_or("").to_string()))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(ids_with(&self.call("GET", &path, None).await?, "description"))
     }
 }
