@@ -313,3 +313,34 @@ impl<'h, H: HttpClient> AcceloClient<'h, H> {
         Ok(ids_with(&self.call("GET", &path, None).await?, "description"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_answer_is_read_leniently() {
+        let t = parse_token_answer(r#"{"access_token":"abc","token_tpye":"bearer","expires_in":"3600"}"#, 1_000).unwrap();
+        assert_eq!(t.access_token, "abc");
+        assert_eq!(t.use_until_ms, 1_000 + (3600 - 300) * 1000, "used until 5 minutes before expiry");
+        let short = parse_token_answer(r#"{"access_token":"abc","expires_in":60}"#, 0).unwrap();
+        assert_eq!(short.use_until_ms, 54_000, "a tenth of a short life as margin");
+        assert!(parse_token_answer(r#"{"error":"invalid_client"}"#, 0).is_err());
+    }
+
+    #[test]
+    fn oauth_errors_are_typed() {
+        let resp = |status, body: &str| HttpResponse { status, headers: vec![("Retry-After".into(), "300".into())], body: body.into() };
+        assert!(matches!(oauth_error(&resp(401, r#"{"error":"invalid_client"}"#)), AcceloError::Unauthorized { .. }));
+        assert_eq!(oauth_error(&resp(429, r#"{"error":"too_many_failed_logins"}"#)), AcceloError::LockedOut { retry_after: Some(300) });
+        assert!(matches!(oauth_error(&resp(503, "")), AcceloError::Server(_)));
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let c = AcceloCredentials { base_url: "https://x".into(), client_id: "id".into(), client_secret: "s3cret".into() };
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let t = CachedToken { access_token: "tok123".into(), use_until_ms: 0 };
+        assert!(!format!("{t:?}").contains("tok123"));
+    }
+}
