@@ -9,6 +9,7 @@ use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -23,6 +24,8 @@ pub const POLL: Duration = Duration::from_millis(200);
 pub const PATIENCE: Duration = Duration::from_secs(30);
 /// wrangler dev serves the already built worker: it starts in seconds.
 const STARTUP_PATIENCE: Duration = Duration::from_secs(3 * 60);
+/// How long a worker may take to shut down before it is killed.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Secrets for `wrangler dev`, written to a temp env file so that a developer's `.dev.vars`
 /// (which may point at real APIs) never takes part in a test run.
@@ -73,10 +76,24 @@ fn free_port() -> Result<u16, String> {
 }
 
 /// Signals a whole process group (npx → node wrangler → workerd, and the build while it runs).
-pub fn signal_group(pgid: u32, signal: i32) {
+fn signal_group(pgid: u32, signal: i32) {
     // SAFETY: kill(2) with a negative pid only sends a signal; no memory is involved.
     unsafe {
         libc::kill(-(pgid as i32), signal);
+    }
+}
+
+/// The process groups of the `wrangler dev`s running now.
+static LIVE_GROUPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+fn live_groups() -> std::sync::MutexGuard<'static, Vec<u32>> {
+    LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Kills every running worker's process group: Ctrl-C reaches only our own group.
+pub fn kill_all_workers() {
+    for pgid in live_groups().iter() {
+        signal_group(*pgid, libc::SIGKILL);
     }
 }
 
@@ -87,12 +104,16 @@ pub fn signal_group(pgid: u32, signal: i32) {
 /// the build, with a copy of wrangler.toml that has no `[build]`: otherwise wrangler rebuilds and
 /// reloads the worker mid-run whenever someone changes a file under src/ (or rebuilds build/).
 pub struct Worker {
-    child: Child,
+    /// `None` once stopped.
+    child: Option<Child>,
     pub base_url: String,
     pub dir: PathBuf,
     pub log_path: PathBuf,
     /// The frozen wrangler config; KV commands must use it too.
     pub config: PathBuf,
+    port: u16,
+    /// `--var` arguments, `NAME:value`.
+    vars: Vec<String>,
     tmp: Option<tempfile::TempDir>,
 }
 
@@ -178,9 +199,10 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Copies the built worker (the folder of `main`) into `dir` and writes `dir/wrangler.toml`: the
-/// project's, minus its `[build]` table. Relative paths stay valid: the copy keeps the layout.
-fn frozen_config(cfg: &ProjectConfig, dir: &Path) -> Result<PathBuf, String> {
+/// Copies the built worker (the folder of `main`, from the project root or from another frozen
+/// copy) into `dir` and writes `dir/wrangler.toml`: the project's, minus its `[build]` table.
+/// Relative paths stay valid: the copy keeps the layout.
+fn frozen_config(cfg: &ProjectConfig, from: &Path, dir: &Path) -> Result<PathBuf, String> {
     let main_dir = Path::new(&cfg.main)
         .parent()
         .unwrap_or(Path::new(""))
@@ -190,7 +212,7 @@ fn frozen_config(cfg: &ProjectConfig, dir: &Path) -> Result<PathBuf, String> {
         "wrangler.toml `main` ({}) is not in a build folder",
         cfg.main
     );
-    copy_dir(&project_root().join(&main_dir), &dir.join(&main_dir))
+    copy_dir(&from.join(&main_dir), &dir.join(&main_dir))
         .map_err(|e| format!("copying {}: {e}", main_dir.display()))?;
     let mut in_build = false;
     let mut config = String::new();
@@ -208,23 +230,59 @@ fn frozen_config(cfg: &ProjectConfig, dir: &Path) -> Result<PathBuf, String> {
     Ok(path)
 }
 
+fn temp_dir() -> Result<tempfile::TempDir, String> {
+    tempfile::Builder::new()
+        .prefix("bridge-e2e-")
+        .tempdir()
+        .map_err(|e| format!("temp dir: {e}"))
+}
+
+/// The last `n` lines of a log file.
+fn tail(path: &Path, n: usize) -> String {
+    let Ok(f) = File::open(path) else {
+        return String::new();
+    };
+    let lines: Vec<String> = BufReader::new(f).lines().map_while(Result::ok).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 impl Worker {
+    /// Builds the worker and starts it from a frozen copy of the build, with every secret.
     pub async fn start(stand: &Standins) -> Result<Worker, String> {
-        let tmp = tempfile::Builder::new()
-            .prefix("bridge-e2e-")
-            .tempdir()
-            .map_err(|e| format!("temp dir: {e}"))?;
-        let dir = tmp.path().to_path_buf();
-        let env_file = dir.join("secrets.env");
-        let secrets: String = SECRETS.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-        std::fs::write(&env_file, secrets).map_err(|e| format!("env file: {e}"))?;
+        let tmp = temp_dir()?;
         let project = project_config()?;
-        build_worker(&project, &dir.join("build.log")).await?;
-        let config = frozen_config(&project, &dir)?;
-        let log_path = dir.join("wrangler.log");
-        let log = File::create(&log_path).map_err(|e| format!("log file: {e}"))?;
-        let err_log = log.try_clone().map_err(|e| e.to_string())?;
-        let (port, inspector) = (free_port()?, free_port()?);
+        build_worker(&project, &tmp.path().join("build.log")).await?;
+        let config = frozen_config(&project, &project_root(), tmp.path())?;
+        Self::launch(tmp, config, stand, &[]).await
+    }
+
+    /// A second, separate worker from this one's frozen build (no rebuild): its own port, local
+    /// state and log, and none of the vars or secrets named in `without`.
+    pub async fn start_sibling(
+        &self,
+        stand: &Standins,
+        without: &[&str],
+    ) -> Result<Worker, String> {
+        let tmp = temp_dir()?;
+        let config = frozen_config(&project_config()?, &self.dir, tmp.path())?;
+        Self::launch(tmp, config, stand, without).await
+    }
+
+    /// Writes the env file of secrets and starts `wrangler dev` on a free port.
+    async fn launch(
+        tmp: tempfile::TempDir,
+        config: PathBuf,
+        stand: &Standins,
+        without: &[&str],
+    ) -> Result<Worker, String> {
+        let dir = tmp.path().to_path_buf();
+        let secrets: String = SECRETS
+            .iter()
+            .filter(|(k, _)| !without.contains(k))
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect();
+        std::fs::write(dir.join("secrets.env"), secrets).map_err(|e| format!("env file: {e}"))?;
+        let port = free_port()?;
         let vars = [
             format!("ACCELO_API_URL:{}", stand.accelo_url),
             format!("CONTINUUM_API_URL:{}", stand.continuum_url),
@@ -233,21 +291,54 @@ impl Worker {
             // Short back-offs, so that retries happen within a scenario's patience.
             "RETRY_BASE_SECONDS:1".into(),
             "RECHECK_SECONDS:2".into(),
-        ];
+        ]
+        .into_iter()
+        .filter(|v| v.split_once(':').is_none_or(|(k, _)| !without.contains(&k)))
+        .collect();
+        let mut worker = Worker {
+            child: None,
+            base_url: format!("http://127.0.0.1:{port}"),
+            log_path: dir.join("wrangler.log"),
+            dir,
+            config,
+            port,
+            vars,
+            tmp: Some(tmp),
+        };
+        worker.start_again().await?;
+        Ok(worker)
+    }
+
+    /// Starts `wrangler dev` (again, after [`Worker::stop`]): same port, config, secrets and
+    /// local state; its output goes on in the same log.
+    pub async fn start_again(&mut self) -> Outcome {
+        check!(self.child.is_none(), "the worker is already running");
+        // Until the old workerd is gone, the port is not free.
+        let port = self.port;
+        wait_for(&format!("port {port} to be free"), || async {
+            TcpListener::bind(("127.0.0.1", port)).ok().map(drop)
+        })
+        .await?;
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .map_err(|e| format!("log file: {e}"))?;
+        let err_log = log.try_clone().map_err(|e| e.to_string())?;
         let mut cmd = Command::new("npx");
         cmd.current_dir(project_root())
             .args(["wrangler", "dev", "--config"])
-            .arg(&config)
+            .arg(&self.config)
             .args(["--ip", "127.0.0.1", "--port"])
             .arg(port.to_string())
             .arg("--inspector-port")
-            .arg(inspector.to_string())
+            .arg(free_port()?.to_string())
             .arg("--persist-to")
-            .arg(dir.join("state"))
+            .arg(self.dir.join("state"))
             .arg("--env-file")
-            .arg(&env_file)
+            .arg(self.dir.join("secrets.env"))
             .arg("--show-interactive-dev-session=false");
-        for v in &vars {
+        for v in &self.vars {
             cmd.arg("--var").arg(v);
         }
         let child = cmd
@@ -258,25 +349,14 @@ impl Worker {
             .process_group(0)
             .spawn()
             .map_err(|e| format!("cannot run npx wrangler dev: {e}"))?;
-        let mut worker = Worker {
-            child,
-            base_url: format!("http://127.0.0.1:{port}"),
-            dir,
-            log_path,
-            config,
-            tmp: Some(tmp),
-        };
-        if let Err(e) = worker.wait_healthy().await {
-            return Err(format!(
+        live_groups().push(child.id());
+        self.child = Some(child);
+        self.wait_healthy().await.map_err(|e| {
+            format!(
                 "{e}\n--- last 60 lines of the wrangler log ---\n{}",
-                worker.log_tail(60)
-            ));
-        }
-        Ok(worker)
-    }
-
-    pub fn pgid(&self) -> u32 {
-        self.child.id()
+                self.log_tail(60)
+            )
+        })
     }
 
     /// Polls `/healthz` until `200 ok`; fails at once if wrangler exits (build error, port taken).
@@ -286,7 +366,7 @@ impl Worker {
         let started = Instant::now();
         let mut next_note = Duration::from_secs(30);
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
                 return Err(format!(
                     "wrangler dev exited ({status}) before /healthz answered"
                 ));
@@ -313,11 +393,7 @@ impl Worker {
 
     /// The last `n` lines of wrangler's output.
     pub fn log_tail(&self, n: usize) -> String {
-        let Ok(f) = File::open(&self.log_path) else {
-            return String::new();
-        };
-        let lines: Vec<String> = BufReader::new(f).lines().map_while(Result::ok).collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        tail(&self.log_path, n)
     }
 
     /// Keeps the temp dir (log, local state) after the run, for a post-mortem (the run does so
@@ -329,24 +405,34 @@ impl Worker {
         self.dir.clone()
     }
 
-    fn stop(&mut self) {
-        // Even when npx itself has exited, workerd may live on in the group.
-        signal_group(self.pgid(), libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                break;
+    /// Stops the whole process group: SIGTERM, then SIGKILL after `grace` (at once, as in a
+    /// crash, when it is zero). The temp dir stays until the worker is dropped. Blocks the thread
+    /// while it waits.
+    pub fn stop(&mut self, grace: Duration) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pgid = child.id();
+        if !grace.is_zero() {
+            signal_group(pgid, libc::SIGTERM);
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
             }
-            std::thread::sleep(Duration::from_millis(100));
         }
-        signal_group(self.pgid(), libc::SIGKILL);
-        let _ = self.child.wait();
+        // Even when npx itself has exited, workerd may live on in the group.
+        signal_group(pgid, libc::SIGKILL);
+        let _ = child.wait();
+        live_groups().retain(|g| *g != pgid);
     }
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        self.stop();
+        self.stop(STOP_GRACE);
     }
 }
 
@@ -416,18 +502,20 @@ impl Reply {
     }
 }
 
-/// Everything the scenarios share: the worker's URL, an HTTP client, the stand-ins.
+/// Everything the scenarios share: the worker (and its URL), an HTTP client, the stand-ins.
 pub struct Ctx {
     pub base_url: String,
     pub state_dir: PathBuf,
     pub config: PathBuf,
     pub log_path: PathBuf,
     pub http: reqwest::Client,
-    pub stand: Standins,
+    pub stand: Arc<Standins>,
+    /// Restarts keep the port, config, state and log: the fields above stay valid.
+    worker: tokio::sync::Mutex<Worker>,
 }
 
 impl Ctx {
-    pub fn new(worker: &Worker, stand: Standins) -> Ctx {
+    pub fn new(worker: Worker, stand: Arc<Standins>) -> Ctx {
         Ctx {
             base_url: worker.base_url.clone(),
             state_dir: worker.dir.join("state"),
@@ -435,7 +523,50 @@ impl Ctx {
             config: worker.config.clone(),
             http: client(),
             stand,
+            worker: tokio::sync::Mutex::new(worker),
         }
+    }
+
+    /// A separate worker (see [`Worker::start_sibling`]) with its own context, on the same
+    /// stand-ins; dropping the context stops it.
+    pub async fn sibling(&self, without: &[&str]) -> Result<Ctx, String> {
+        let worker = self.worker.lock().await;
+        let other = worker.start_sibling(&self.stand, without).await?;
+        Ok(Ctx::new(other, self.stand.clone()))
+    }
+
+    /// Stops the worker (see [`Worker::stop`]) without blocking the other tasks.
+    pub async fn stop_worker(&self, grace: Duration) {
+        let mut worker = self.worker.lock().await;
+        tokio::task::block_in_place(|| worker.stop(grace));
+    }
+
+    /// Starts the stopped worker again (see [`Worker::start_again`]).
+    pub async fn start_worker_again(&self) -> Outcome {
+        self.worker.lock().await.start_again().await
+    }
+
+    /// Stops the worker; after a failure, keeps its temp dir and adds where, and the end of its
+    /// log, to the error.
+    pub async fn shut_down(&self, outcome: Outcome) -> Outcome {
+        self.stop_worker(STOP_GRACE).await;
+        if let Err(e) = outcome {
+            return Err(format!(
+                "{e}\n--- last 30 lines of its wrangler log (kept in {}) ---\n{}",
+                self.keep_dir().await.display(),
+                self.log_tail(30)
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn log_tail(&self, n: usize) -> String {
+        tail(&self.log_path, n)
+    }
+
+    /// See [`Worker::keep_dir`].
+    pub async fn keep_dir(&self) -> PathBuf {
+        self.worker.lock().await.keep_dir()
     }
 
     pub fn callback_path() -> String {

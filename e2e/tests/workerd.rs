@@ -7,7 +7,9 @@
 //! local state) even when everything passed.
 //!
 //! Scenarios check the worker against shared/spec (continuum-protocol.md §1 and §3,
-//! accelo-api.md, operator-surface.md). They share one worker, so each uses its own TicketIDs.
+//! accelo-api.md, operator-surface.md). They share one worker, so each uses its own TicketIDs;
+//! one scenario restarts it (same port and local state), another starts a second, misconfigured
+//! worker of its own from the same frozen build.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use e2e::{
-    check, check_eq, project_root, signal_group, text, ticket, wait_for, Auth, Ctx, Outcome,
-    Worker, PASSWORD, USER,
+    check, check_eq, project_root, text, ticket, wait_for, Auth, Ctx, Outcome, Worker, PASSWORD,
+    USER,
 };
 use serde_json::{json, Value};
 use standins::{Fault, Standins};
@@ -53,15 +55,14 @@ async fn run() -> i32 {
         "e2e: stand-ins up (Accelo {}, Continuum {}); building the worker, then wrangler dev",
         stand.accelo_url, stand.continuum_url
     );
-    let mut worker = match Worker::start(&stand).await {
+    let worker = match Worker::start(&stand).await {
         Ok(w) => w,
         Err(e) => return startup_failed(&e, None),
     };
-    // Ctrl-C reaches only our process group: take wrangler's group down with us.
-    let pgid = worker.pgid();
+    // Ctrl-C reaches only our process group: take wrangler's groups down with us.
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            signal_group(pgid, libc::SIGKILL);
+            e2e::kill_all_workers();
             std::process::exit(130);
         }
     });
@@ -70,15 +71,12 @@ async fn run() -> i32 {
         worker.base_url,
         started.elapsed().as_secs_f64()
     );
-    let ctx = Arc::new(Ctx::new(&worker, stand));
+    let ctx = Arc::new(Ctx::new(worker, Arc::new(stand)));
     if let Err(e) = ctx
         .load_mappings(&project_root().join("fixtures/mappings"))
         .await
     {
-        return startup_failed(
-            &format!("loading fixtures/mappings: {e}"),
-            Some(&mut worker),
-        );
+        return startup_failed(&format!("loading fixtures/mappings: {e}"), Some(&ctx));
     }
 
     let all = scenarios![
@@ -119,6 +117,8 @@ async fn run() -> i32 {
         suggest_mappings_drafts_documents,
         import_priorities_links_priorities,
         broken_mapping_reported_and_tickets_wait,
+        accepted_ticket_survives_a_restart,
+        missing_secret_gives_503_and_is_named,
         log_lines_are_json_with_ticket_and_issue,
         no_secret_in_logs_or_answers,
     ];
@@ -131,16 +131,21 @@ async fn run() -> i32 {
             continue;
         }
         let t0 = Instant::now();
-        // Spawned, so that a panic is one failed scenario, not the end of the run.
-        let outcome =
-            match tokio::time::timeout(SCENARIO_LIMIT, tokio::spawn(scenario(ctx.clone()))).await {
-                Ok(Ok(o)) => o,
-                Ok(Err(join)) => Err(format!("panicked: {join}")),
-                Err(_) => Err(format!(
+        // Spawned, so that a panic is one failed scenario, not the end of the run; aborted when
+        // late, so that it lets go of the worker (and stops any worker of its own).
+        let task = tokio::spawn(scenario(ctx.clone()));
+        let abort = task.abort_handle();
+        let outcome = match tokio::time::timeout(SCENARIO_LIMIT, task).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(join)) => Err(format!("panicked: {join}")),
+            Err(_) => {
+                abort.abort();
+                Err(format!(
                     "did not finish within {}s",
                     SCENARIO_LIMIT.as_secs()
-                )),
-            };
+                ))
+            }
+        };
         ctx.stand.clear_faults();
         match outcome {
             Ok(()) => {
@@ -157,27 +162,27 @@ async fn run() -> i32 {
     if failed > 0 {
         println!(
             "--- last 60 lines of the wrangler log ---\n{}\n---",
-            worker.log_tail(60)
+            ctx.log_tail(60)
         );
     }
     if failed > 0 || std::env::var_os("E2E_KEEP").is_some() {
         println!(
             "e2e: log and local state kept in {}",
-            worker.keep_dir().display()
+            ctx.keep_dir().await.display()
         );
     }
     eprintln!("e2e: total {:.0}s", started.elapsed().as_secs_f64());
     println!("{passed} passed, {failed} failed");
-    drop(worker);
+    ctx.stop_worker(e2e::STOP_GRACE).await;
     i32::from(failed > 0)
 }
 
-fn startup_failed(why: &str, worker: Option<&mut Worker>) -> i32 {
+fn startup_failed(why: &str, ctx: Option<&Ctx>) -> i32 {
     println!("FAILED startup: {why}");
-    if let Some(w) = worker {
+    if let Some(c) = ctx {
         println!(
             "--- last 60 lines of the wrangler log ---\n{}\n---",
-            w.log_tail(60)
+            c.log_tail(60)
         );
     }
     println!("0 passed, 1 failed");
@@ -1931,6 +1936,138 @@ async fn token_refused_then_recovers(c: Arc<Ctx>) -> Outcome {
         before["dead_letters"],
         "dead letters"
     );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restarts and configuration
+
+async fn accepted_ticket_survives_a_restart(c: Arc<Ctx>) -> Outcome {
+    let (retrying, fresh) = ("E2E-RESTART-1", "E2E-RESTART-2");
+    let before = quiet_counts(&c).await?;
+    // Accelo fails every create for now: the tickets are stored, but cannot become issues yet.
+    c.stand
+        .set_accelo_fault(Fault::status("POST", "/api/v0/issues", 503, 1000));
+    c.post_ticket(&ticket(retrying, json!({})), 1).await?;
+    wait_for(&format!("{retrying} to be retrying"), || async {
+        c.ticket_record(retrying)
+            .await
+            .ok()
+            .flatten()
+            .filter(|r| r["state"] == "retrying")
+    })
+    .await?;
+    // The worker is killed outright, as in a crash, right after the second ticket's 200.
+    c.post_ticket(&ticket(fresh, json!({})), 1).await?;
+    c.stop_worker(Duration::ZERO).await;
+    for id in [retrying, fresh] {
+        check!(
+            c.issues_for(id).is_empty(),
+            "{id} became an issue although Accelo refused every create"
+        );
+    }
+    c.stand.clear_faults();
+    c.start_worker_again().await?;
+
+    // Not sent again: the stored tickets and the queue's alarm must have outlived the crash.
+    for id in [retrying, fresh] {
+        if let Err(e) = c.wait_issue(id, |_| true).await {
+            c.admin("POST", "/admin/reconcile").await?.expect(200)?;
+            let after_reconcile = match c.wait_issue(id, |_| true).await {
+                Ok(_) => "it was".to_string(),
+                Err(e) => format!("it was not either: {e}"),
+            };
+            return Err(format!(
+                "{id} not processed by itself after the restart ({e}); after POST /admin/reconcile {after_reconcile}"
+            ));
+        }
+        let rec = c.settle(id).await?;
+        check_eq!(
+            rec["state"],
+            json!("synced"),
+            format!("state of {id} after the restart")
+        );
+        c.one_issue(id)?;
+    }
+    check_eq!(
+        c.status().await?["dead_letters"],
+        before["dead_letters"],
+        "dead letters"
+    );
+    Ok(())
+}
+
+async fn missing_secret_gives_503_and_is_named(c: Arc<Ctx>) -> Outcome {
+    const MISSING: [&str; 2] = ["CONTINUUM_API_TOKEN", "ACCELO_CLIENT_SECRET"];
+    let other = c.sibling(&MISSING).await?;
+    let outcome = missing_secret_steps(&other, &MISSING).await;
+    other.shut_down(outcome).await
+}
+
+async fn missing_secret_steps(c: &Ctx, missing: &[&str]) -> Outcome {
+    let id = "E2E-NOCONF-1";
+    let mut answers = Vec::new();
+    let post = c
+        .post_callback("application/json", ticket(id, json!({})).to_string())
+        .await?;
+    let notify = c
+        .send(
+            "GET",
+            &format!("{}?TicketID={id}", Ctx::callback_path()),
+            Auth::Basic(USER, PASSWORD),
+            None,
+            "",
+        )
+        .await?;
+    for (what, r) in [("POST callback", post), ("GET notify", notify)] {
+        check!(
+            r.status == 503,
+            "{what} with the right credentials but {missing:?} missing: got {}, expected 503: {}",
+            r.status,
+            r.body
+        );
+        answers.push(r.body);
+    }
+    check!(
+        c.ticket_record(id).await?.is_none(),
+        "{id} was stored although the callback answered 503"
+    );
+
+    let status = c.status().await?;
+    let named: Vec<String> = status["config_errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| text(&e["key"]))
+        .collect();
+    answers.push(status.to_string());
+    answers.push(c.admin("GET", "/admin").await?.expect(200)?.body.clone());
+    let log = std::fs::read_to_string(&c.log_path).map_err(|e| e.to_string())?;
+    // The worker's own lines (wrangler's banner names only the secrets it was given).
+    let messages: Vec<String> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+        .filter(|l| l.get("event").is_some())
+        .map(|l| text(&l["msg"]))
+        .collect();
+    for name in missing {
+        check!(
+            named.iter().any(|n| n == name),
+            "config_errors does not name the missing {name}: {}",
+            status["config_errors"]
+        );
+        check!(
+            messages.iter().any(|m| m.contains(name)),
+            "no log line names the missing {name}"
+        );
+    }
+    for (name, secret) in e2e::SECRETS {
+        check!(
+            !answers.iter().any(|a| a.contains(secret)),
+            "an answer shows the value of {name}"
+        );
+        check!(!log.contains(secret), "the log shows the value of {name}");
+    }
     Ok(())
 }
 
