@@ -280,16 +280,15 @@ impl<'a, S: Sql, H: HttpClient> Engine<'a, S, H> {
         }
         let mut link = LinkState {
             issue_id: row.issue_id.clone(),
+            company_id: row.company_id,
             applied: row.applied.clone(),
             synced_comments: self.store.synced_comments(ticket_id)?,
         };
-        // Once linked the company is settled; it is only looked up to create the issue.
-        let company_id = match (row.issue_id.is_some(), row.company_id) {
-            (true, Some(c)) => c,
-            _ => match self.company_for(&row).await? {
-                Ok(c) => c,
-                Err(reason) => return Ok(Done::Skipped(reason)),
-            },
+        let company_id = match (self.company_for(&row).await?, row.issue_id.as_ref().and(row.company_id)) {
+            (Ok(c), _) => c,
+            // A linked issue whose new site cannot be placed stays where it is.
+            (Err(_), Some(current)) => current,
+            (Err(reason), None) => return Ok(Done::Skipped(reason)),
         };
         if link.issue_id.is_none() {
             if let Some(started) = row.create_started_at {
@@ -322,11 +321,7 @@ impl<'a, S: Sql, H: HttpClient> Engine<'a, S, H> {
             IssueCall::Update { issue_id, body } => {
                 self.accelo.update_issue(issue_id, body).await?;
                 let applied = sync::applied_after(link.applied.as_ref(), &plan.desired);
-                if link.applied.is_none() {
-                    self.store.link_issue(ticket_id, issue_id, company_id, Some(&applied), updated, now)?;
-                } else {
-                    self.store.set_applied(ticket_id, &applied, updated, now)?;
-                }
+                self.store.link_issue(ticket_id, issue_id, company_id, Some(&applied), updated, now)?;
                 let fields: Vec<&str> = body.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
                 self.store.history(ticket_id, now, "update_issue", "ok", &format!("issue {issue_id}: {}", fields.join(", ")))?;
                 did.push(format!("updated issue {issue_id} ({})", fields.join(", ")));

@@ -387,7 +387,7 @@ impl<'a, S: Sql> Store<'a, S> {
 
     pub fn link_issue(&self, id: &str, issue_id: &str, company_id: i64, applied: Option<&IssueFields>, applied_updated: Option<String>, now_ms: i64) -> StoreResult<()> {
         self.exec(
-            "UPDATE tickets SET issue_id = ?, company_id = ?, applied = ?, applied_updated = ?,
+            "UPDATE tickets SET issue_id = ?, company_id = ?, applied = ?, applied_updated = COALESCE(?, applied_updated),
              create_started_at = NULL, updated_at = ? WHERE ticket_id = ?",
             &[text(issue_id), company_id.into(), applied.map(to_json).into(), applied_updated.into(), now_ms.into(), text(id)],
         )

@@ -39,6 +39,8 @@ pub struct Gap {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LinkState {
     pub issue_id: Option<String>,
+    /// The company the issue is against, as last written.
+    pub company_id: Option<i64>,
     pub applied: Option<IssueFields>,
     pub synced_comments: BTreeSet<String>,
 }
@@ -301,15 +303,20 @@ pub fn plan(
             let at_creation = IssueFields { status_id: if late.is_some() { None } else { desired.status_id }, ..desired.clone() };
             IssueCall::Create { body: create_issue_body(&at_creation, company_id, type_id), status_after: late }
         }
-        (Some(id), Some(applied)) => match update_issue_body(applied, &desired) {
-            Some(body) => IssueCall::Update { issue_id: id.clone(), body },
-            None => IssueCall::Nothing,
-        },
-        // Linked but nothing recorded as written (recovered link): write every field once.
-        (Some(id), None) => match update_issue_body(&IssueFields::default(), &desired) {
-            Some(body) => IssueCall::Update { issue_id: id.clone(), body },
-            None => IssueCall::Nothing,
-        },
+        (Some(id), applied) => {
+            // Linked but nothing recorded as written (recovered link): write every field once.
+            let mut body = update_issue_body(applied.as_ref().unwrap_or(&IssueFields::default()), &desired);
+            // The ticket moved to another site: move the issue (Accelo wants both fields together).
+            if link.company_id.is_some_and(|c| c != company_id) {
+                let b = body.get_or_insert_with(|| json!({}));
+                b["against_type"] = json!("company");
+                b["against_id"] = json!(company_id);
+            }
+            match body {
+                Some(body) => IssueCall::Update { issue_id: id.clone(), body },
+                None => IssueCall::Nothing,
+            }
+        }
     };
     let comments = s
         .comments

@@ -335,3 +335,17 @@ fn lost_activity_answer_is_found_instead_of_posting_twice() {
     let rec = w.store().ticket_record("1").unwrap().unwrap();
     assert_eq!(rec["links"]["activities"][0]["activity_id"], "900");
 }
+
+#[test]
+fn a_linked_ticket_whose_new_site_is_unplaceable_stays_with_its_company() {
+    let w = World::new(FakeApis::default());
+    w.deliver(ticket("1", 0), 0);
+    w.run(0);
+    let mut moved = ticket("1", 1);
+    moved.site_code = Some("S999".into());
+    moved.site_name = Some("Nobody Inc".into());
+    w.deliver(moved, 1);
+    assert_eq!(w.run(1).synced, 1, "not skipped: the issue exists");
+    assert!(w.apis.calls("PUT", "/api/v0/issues/").iter().all(|p| body(p).get("against_id").is_none()));
+    assert_eq!(w.store().ticket("1").unwrap().unwrap().company_id, Some(39));
+}

@@ -203,3 +203,17 @@ fn a_status_not_allowed_at_creation_is_set_right_after() {
     let p = plan(&ticket(), &mappings(&[]), 39, &LinkState::default(), Some(&[1])).unwrap();
     assert!(matches!(p.issue, IssueCall::Create { ref body, status_after: None } if body["status_id"] == 1));
 }
+
+#[test]
+fn a_ticket_moved_to_another_site_moves_its_issue() {
+    let m = mappings(&[("sites", r#"{"S100": 39, "S200": 40}"#)]);
+    let (applied, _) = desired_issue(&ticket(), &m).unwrap();
+    let link = LinkState { issue_id: Some("7".into()), company_id: Some(39), applied: Some(applied), ..Default::default() };
+    assert_eq!(plan(&ticket(), &m, 39, &link, None).unwrap().issue, IssueCall::Nothing);
+    let mut t = ticket();
+    t.site_code = Some("S200".into());
+    t.site_name = None;
+    let p = plan(&t, &m, 40, &link, None).unwrap();
+    let IssueCall::Update { body, .. } = p.issue else { panic!() };
+    assert_eq!((body["against_type"].as_str(), body["against_id"].as_i64()), (Some("company"), Some(40)));
+}
