@@ -4,9 +4,8 @@
 use crate::common::*;
 use crate::filters::{self, search_match, FieldReq, FilterSpec};
 use crate::{AcceloConfig, Seed};
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method, Response, Uri};
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, Response};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -379,8 +378,7 @@ pub struct AcceloState {
     rate_window: u64,
     failed_logins: Vec<u64>,
     lockout_until: u64,
-    faults: Vec<Fault>,
-    requests: Vec<RequestRecord>,
+    journal: Journal,
 }
 
 fn seed_col(seed: &Seed, col: &str) -> Vec<Value> {
@@ -424,8 +422,7 @@ impl AcceloState {
             rate_window: 0,
             failed_logins: vec![],
             lockout_until: 0,
-            faults: vec![],
-            requests: vec![],
+            journal: Journal::default(),
         };
         st.reset();
         st
@@ -446,8 +443,7 @@ impl AcceloState {
         self.rate_used = 0;
         self.failed_logins.clear();
         self.lockout_until = 0;
-        self.faults.clear();
-        self.requests.clear();
+        self.journal.clear();
     }
 
     pub fn snapshot(&mut self) -> AcceloSnapshot {
@@ -465,25 +461,9 @@ impl AcceloState {
                 .filter(|t| t.valid && t.expires_at > now)
                 .count(),
             rate_limit: self.rate_info(),
-            faults: self.faults.clone(),
-            requests: self.requests.clone(),
+            faults: self.journal.faults().to_vec(),
+            requests: self.journal.requests().to_vec(),
         }
-    }
-
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        self.requests.clone()
-    }
-
-    pub fn clear_requests(&mut self) {
-        self.requests.clear();
-    }
-
-    pub fn add_fault(&mut self, f: Fault) {
-        self.faults.push(f);
-    }
-
-    pub fn clear_faults(&mut self) {
-        self.faults.clear();
     }
 
     /// Every token issued so far answers 401 `invalid_client` from now on.
@@ -1770,37 +1750,21 @@ fn apply_status(r: &mut Obj, status: &Obj, me: &str, now: u64) {
 
 // ---------- HTTP ----------
 
-pub async fn handle(
-    State(st): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response<Body> {
-    let path = uri.path().to_string();
-    if let Some(rest) = path.strip_prefix("/__control/") {
-        return control(&st, method.as_str(), rest, &body);
+impl StandIn for AcceloState {
+    fn journal(&mut self) -> &mut Journal {
+        &mut self.journal
     }
-    let pairs = query_pairs(uri.query());
-    let rb = parse_body(&headers, &body);
-    let fault = take_fault(&mut st.lock().expect("lock").faults, method.as_str(), &path);
-    if let Some(f) = fault.as_ref().filter(|f| f.delay_ms > 0) {
-        tokio::time::sleep(std::time::Duration::from_millis(f.delay_ms)).await;
+
+    fn answer(&mut self, req: &Req<'_>, fault: Option<(u16, &Fault)>) -> Response<Body> {
+        match fault {
+            Some((code, f)) => self.fault_response(code, f, req.path),
+            None => self.serve(req.method, req.path, &req.pairs, &req.body, req.headers),
+        }
     }
-    let mut s = st.lock().expect("lock");
-    let resp = match fault.as_ref().and_then(|f| f.status.map(|c| (c, f))) {
-        Some((code, f)) => s.fault_response(code, f, &path),
-        None => s.serve(method.as_str(), &path, &pairs, &rb, &headers),
-    };
-    s.requests.push(RequestRecord {
-        method: method.to_string(),
-        path,
-        query: pairs_to_log(&pairs),
-        body: rb.to_log(),
-        status: resp.status().as_u16(),
-        at: now(),
-    });
-    resp
+
+    fn control(&mut self, method: &str, route: &str, body: &[u8]) -> Option<Response<Body>> {
+        control(self, method, route, body)
+    }
 }
 
 #[derive(Deserialize)]
@@ -1809,35 +1773,10 @@ struct RateReq {
     remaining: Option<u32>,
 }
 
-fn control(st: &Shared, method: &str, rest: &str, body: &[u8]) -> Response<Body> {
-    let mut s = st.lock().expect("lock");
-    let json_body = || serde_json::from_slice::<Value>(body).map_err(|e| format!("bad JSON: {e}"));
+fn control(s: &mut AcceloState, method: &str, route: &str, body: &[u8]) -> Option<Response<Body>> {
     let ok = |v: Value| json_response(200, &v);
-    let fail = |code: u16, e: String| json_response(code, &json!({"error": e}));
-    match (method, rest.trim_end_matches('/')) {
+    Some(match (method, route) {
         ("GET", "state") => ok(serde_json::to_value(s.snapshot()).unwrap_or_default()),
-        ("GET", "requests") => ok(serde_json::to_value(s.requests()).unwrap_or_default()),
-        ("DELETE", "requests") => {
-            s.clear_requests();
-            ok(json!({"ok": true}))
-        }
-        ("GET", "faults") => ok(serde_json::to_value(&s.faults).unwrap_or_default()),
-        ("POST", "faults") => match json_body().and_then(|v| {
-            one_or_many(v)
-                .into_iter()
-                .map(|f| serde_json::from_value::<Fault>(f).map_err(|e| e.to_string()))
-                .collect::<Result<Vec<_>, _>>()
-        }) {
-            Ok(fs) => {
-                s.faults.extend(fs);
-                ok(json!({"ok": true, "faults": s.faults}))
-            }
-            Err(e) => fail(400, e),
-        },
-        ("DELETE", "faults") => {
-            s.clear_faults();
-            ok(json!({"ok": true}))
-        }
         ("POST", "expire-tokens") => {
             s.expire_tokens();
             ok(json!({"ok": true}))
@@ -1846,7 +1785,7 @@ fn control(st: &Shared, method: &str, rest: &str, body: &[u8]) -> Response<Body>
             s.reset();
             ok(json!({"ok": true}))
         }
-        ("POST", "rate-limit") => match json_body()
+        ("POST", "rate-limit") => match control_json(body)
             .and_then(|v| serde_json::from_value::<RateReq>(v).map_err(|e| e.to_string()))
         {
             Ok(r) => {
@@ -1854,10 +1793,10 @@ fn control(st: &Shared, method: &str, rest: &str, body: &[u8]) -> Response<Body>
                 s.set_rate_limit(limit, r.remaining);
                 ok(serde_json::to_value(s.rate_info()).unwrap_or_default())
             }
-            Err(e) => fail(400, e),
+            Err(e) => control_fail(400, e),
         },
         ("PUT" | "POST", col) if COLLECTIONS.contains(&col) => {
-            let res = json_body().and_then(|v| {
+            let res = control_json(body).and_then(|v| {
                 one_or_many(v)
                     .into_iter()
                     .map(|r| s.upsert(col, r, true))
@@ -1865,12 +1804,9 @@ fn control(st: &Shared, method: &str, rest: &str, body: &[u8]) -> Response<Body>
             });
             match res {
                 Ok(v) => ok(Value::Array(v)),
-                Err(e) => fail(400, e),
+                Err(e) => control_fail(400, e),
             }
         }
-        _ => fail(
-            404,
-            format!("unknown control route {method} /__control/{rest}"),
-        ),
-    }
+        _ => return None,
+    })
 }

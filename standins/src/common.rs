@@ -1,9 +1,11 @@
 //! Helpers shared by both stand-ins: values, params, faults, request log, responses.
 
-use axum::body::Body;
-use axum::http::{header, HeaderMap, Response, StatusCode};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Method, Response, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
+use std::sync::{Arc, Mutex};
 
 pub type Obj = Map<String, Value>;
 
@@ -90,23 +92,6 @@ impl Fault {
             retry_after_secs: None,
         }
     }
-}
-
-/// Takes (and consumes one use of) the first fault matching this request.
-pub fn take_fault(faults: &mut Vec<Fault>, method: &str, path: &str) -> Option<Fault> {
-    let i = faults.iter().position(|f| {
-        f.times > 0
-            && f.method
-                .as_deref()
-                .is_none_or(|m| m.eq_ignore_ascii_case(method))
-            && path.starts_with(&f.path_prefix)
-    })?;
-    faults[i].times -= 1;
-    let f = faults[i].clone();
-    if faults[i].times == 0 {
-        faults.remove(i);
-    }
-    Some(f)
 }
 
 /// What the request log keeps: no header values, so no credentials.
@@ -232,4 +217,178 @@ pub fn one_or_many(v: Value) -> Vec<Value> {
         Value::Array(a) => a,
         other => vec![other],
     }
+}
+
+/// Injected faults and the request log: the test-facing bookkeeping both stand-ins keep, so
+/// the two servers cannot drift apart in how faults match or what the log records.
+#[derive(Debug, Default)]
+pub struct Journal {
+    faults: Vec<Fault>,
+    requests: Vec<RequestRecord>,
+}
+
+impl Journal {
+    pub fn faults(&self) -> &[Fault] {
+        &self.faults
+    }
+
+    pub fn requests(&self) -> &[RequestRecord] {
+        &self.requests
+    }
+
+    pub fn add_fault(&mut self, f: Fault) {
+        self.faults.push(f);
+    }
+
+    pub fn clear_faults(&mut self) {
+        self.faults.clear();
+    }
+
+    pub fn clear_requests(&mut self) {
+        self.requests.clear();
+    }
+
+    /// Faults and request log both emptied (a stand-in reset).
+    pub fn clear(&mut self) {
+        self.clear_faults();
+        self.clear_requests();
+    }
+
+    /// Takes (and consumes one use of) the first fault matching this request.
+    pub fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
+        let faults = &mut self.faults;
+        let i = faults.iter().position(|f| {
+            f.times > 0
+                && f.method
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(method))
+                && path.starts_with(&f.path_prefix)
+        })?;
+        faults[i].times -= 1;
+        let f = faults[i].clone();
+        if faults[i].times == 0 {
+            faults.remove(i);
+        }
+        Some(f)
+    }
+
+    /// Logs an answered request (masked query and body, no headers).
+    pub fn record(&mut self, req: &Req<'_>, status: u16) {
+        self.requests.push(RequestRecord {
+            method: req.method.to_string(),
+            path: req.path.to_string(),
+            query: pairs_to_log(&req.pairs),
+            body: req.body.to_log(),
+            status,
+            at: now(),
+        });
+    }
+
+    /// The `/__control/requests` and `/__control/faults` routes, the same on both stand-ins;
+    /// `None` = not one of these.
+    fn control(&mut self, method: &str, route: &str, body: &[u8]) -> Option<Response<Body>> {
+        let ok = |v: Value| json_response(200, &v);
+        Some(match (method, route) {
+            ("GET", "requests") => ok(serde_json::to_value(&self.requests).unwrap_or_default()),
+            ("DELETE", "requests") => {
+                self.clear_requests();
+                ok(json!({"ok": true}))
+            }
+            ("GET", "faults") => ok(serde_json::to_value(&self.faults).unwrap_or_default()),
+            ("POST", "faults") => match control_json(body).and_then(|v| {
+                one_or_many(v)
+                    .into_iter()
+                    .map(|f| serde_json::from_value::<Fault>(f).map_err(|e| e.to_string()))
+                    .collect::<Result<Vec<_>, _>>()
+            }) {
+                Ok(fs) => {
+                    self.faults.extend(fs);
+                    ok(json!({"ok": true, "faults": self.faults}))
+                }
+                Err(e) => control_fail(400, e),
+            },
+            ("DELETE", "faults") => {
+                self.clear_faults();
+                ok(json!({"ok": true}))
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// An API request (anything outside `/__control/`), parsed once for serving and for the log.
+pub struct Req<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub pairs: Vec<(String, String)>,
+    pub body: ReqBody,
+    /// The body as sent (Continuum reads it as JSON whatever the Content-Type says).
+    pub raw: &'a [u8],
+    pub headers: &'a HeaderMap,
+}
+
+/// What differs between the two stand-ins; [`handle`] does the rest.
+pub trait StandIn {
+    fn journal(&mut self) -> &mut Journal;
+
+    /// The answer to an API request; `fault` = an injected status to answer with instead.
+    fn answer(&mut self, req: &Req<'_>, fault: Option<(u16, &Fault)>) -> Response<Body>;
+
+    /// Its own control routes besides requests/faults; `None` = unknown route.
+    /// `route` is the path after `/__control/` without trailing slashes.
+    fn control(&mut self, method: &str, route: &str, body: &[u8]) -> Option<Response<Body>>;
+}
+
+/// The HTTP entry point of either stand-in. Control routes answer at once; an API request
+/// consumes a matching fault, waits out its delay with the lock released (other requests keep
+/// flowing), is answered, and is logged with the status it got.
+pub async fn handle<S: StandIn>(
+    State(st): State<Arc<Mutex<S>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
+    let (method, path) = (method.as_str(), uri.path());
+    if let Some(rest) = path.strip_prefix("/__control/") {
+        let route = rest.trim_end_matches('/');
+        let mut s = st.lock().expect("lock");
+        return s
+            .journal()
+            .control(method, route, &body)
+            .or_else(|| s.control(method, route, &body))
+            .unwrap_or_else(|| {
+                control_fail(
+                    404,
+                    format!("unknown control route {method} /__control/{rest}"),
+                )
+            });
+    }
+    let req = Req {
+        method,
+        path,
+        pairs: query_pairs(uri.query()),
+        body: parse_body(&headers, &body),
+        raw: &body,
+        headers: &headers,
+    };
+    let fault = st.lock().expect("lock").journal().take_fault(method, path);
+    if let Some(f) = fault.as_ref().filter(|f| f.delay_ms > 0) {
+        tokio::time::sleep(std::time::Duration::from_millis(f.delay_ms)).await;
+    }
+    let mut s = st.lock().expect("lock");
+    let injected = fault.as_ref().and_then(|f| f.status.map(|c| (c, f)));
+    let resp = s.answer(&req, injected);
+    s.journal().record(&req, resp.status().as_u16());
+    resp
+}
+
+/// Control-route body as JSON.
+pub fn control_json(body: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice(body).map_err(|e| format!("bad JSON: {e}"))
+}
+
+/// Control-route failure: `{"error": ...}`.
+pub fn control_fail(code: u16, e: String) -> Response<Body> {
+    json_response(code, &json!({ "error": e }))
 }

@@ -2,9 +2,8 @@
 
 use crate::common::*;
 use crate::{ContinuumConfig, ContinuumSeed};
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, Response, Uri};
+use axum::body::Body;
+use axum::http::{HeaderMap, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -40,8 +39,7 @@ pub struct ContinuumState {
     comments: Vec<Value>,
     next_ticket: u64,
     next_comment: u64,
-    faults: Vec<Fault>,
-    requests: Vec<RequestRecord>,
+    journal: Journal,
 }
 
 fn rfc3339_now() -> String {
@@ -62,8 +60,7 @@ impl ContinuumState {
             comments: vec![],
             next_ticket: 5001,
             next_comment: 9001,
-            faults: vec![],
-            requests: vec![],
+            journal: Journal::default(),
         };
         s.reset();
         s
@@ -91,8 +88,7 @@ impl ContinuumState {
                 self.put_ticket(&id, t);
             }
         }
-        self.faults.clear();
-        self.requests.clear();
+        self.journal.clear();
     }
 
     pub fn snapshot(&self) -> ContinuumSnapshot {
@@ -100,25 +96,9 @@ impl ContinuumState {
             tickets: self.tickets.iter().cloned().collect(),
             comments: self.comments.clone(),
             lists: self.lists.clone(),
-            faults: self.faults.clone(),
-            requests: self.requests.clone(),
+            faults: self.journal.faults().to_vec(),
+            requests: self.journal.requests().to_vec(),
         }
-    }
-
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        self.requests.clone()
-    }
-
-    pub fn clear_requests(&mut self) {
-        self.requests.clear();
-    }
-
-    pub fn add_fault(&mut self, f: Fault) {
-        self.faults.push(f);
-    }
-
-    pub fn clear_faults(&mut self) {
-        self.faults.clear();
     }
 
     /// Stores a ticket that `GET /tickets/{id}` then returns byte-for-byte as JSON.
@@ -126,8 +106,8 @@ impl ContinuumState {
         if let Ok(n) = id.parse::<u64>() {
             self.next_ticket = self.next_ticket.max(n + 1);
         }
-        match self.tickets.iter_mut().find(|(k, _)| k == id) {
-            Some((_, t)) => *t = ticket,
+        match self.ticket_mut(id) {
+            Some(t) => *t = ticket,
             None => self.tickets.push((id.to_string(), ticket)),
         }
     }
@@ -140,6 +120,13 @@ impl ContinuumState {
 
     pub fn ticket(&self, id: &str) -> Option<&Value> {
         self.tickets.iter().find(|(k, _)| k == id).map(|(_, t)| t)
+    }
+
+    fn ticket_mut(&mut self, id: &str) -> Option<&mut Value> {
+        self.tickets
+            .iter_mut()
+            .find(|(k, _)| k == id)
+            .map(|(_, t)| t)
     }
 
     /// Insert or replace lookup items (`sites`, `users`, ...) by their key field.
@@ -331,11 +318,7 @@ impl ContinuumState {
                 if let Err(e) = self.validate(&mut upd) {
                     return err(422, e);
                 }
-                let (_, t) = self
-                    .tickets
-                    .iter_mut()
-                    .find(|(k, _)| k == id)
-                    .expect("checked");
+                let t = self.ticket_mut(id).expect("checked");
                 if let Value::Object(m) = t {
                     m.extend(upd);
                     m.insert("UpdatedDate".into(), json!(rfc3339_now()));
@@ -361,11 +344,7 @@ impl ContinuumState {
                 let now = rfc3339_now();
                 c.insert("CommentID".into(), json!(cid));
                 c.entry("CreatedDate").or_insert(json!(now));
-                let (_, t) = self
-                    .tickets
-                    .iter_mut()
-                    .find(|(k, _)| k == id)
-                    .expect("checked");
+                let t = self.ticket_mut(id).expect("checked");
                 if let Value::Object(m) = t {
                     // The comment shows up on the ticket, as a later pull would see it.
                     let list = m.entry("Comments").or_insert(json!([]));
@@ -386,108 +365,69 @@ impl ContinuumState {
     }
 }
 
-pub async fn handle(
-    State(st): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response<Body> {
-    let path = uri.path().to_string();
-    if let Some(rest) = path.strip_prefix("/__control/") {
-        return control(&st, method.as_str(), rest, &body);
+impl StandIn for ContinuumState {
+    fn journal(&mut self) -> &mut Journal {
+        &mut self.journal
     }
-    let pairs = query_pairs(uri.query());
-    let rb = parse_body(&headers, &body);
-    let fault = take_fault(&mut st.lock().expect("lock").faults, method.as_str(), &path);
-    if let Some(f) = fault.as_ref().filter(|f| f.delay_ms > 0) {
-        tokio::time::sleep(std::time::Duration::from_millis(f.delay_ms)).await;
-    }
-    let mut s = st.lock().expect("lock");
-    let resp = match fault.as_ref().and_then(|f| f.status.map(|c| (c, f))) {
-        Some((429, f)) => {
-            let mut r = err(429, "Too Many Requests");
-            let secs = f.retry_after_secs.unwrap_or(1).to_string();
-            r.headers_mut()
-                .insert("Retry-After", secs.parse().expect("digits"));
-            r
+
+    fn answer(&mut self, req: &Req<'_>, fault: Option<(u16, &Fault)>) -> Response<Body> {
+        match fault {
+            Some((429, f)) => {
+                let mut r = err(429, "Too Many Requests");
+                let secs = f.retry_after_secs.unwrap_or(1).to_string();
+                r.headers_mut()
+                    .insert("Retry-After", secs.parse().expect("digits"));
+                r
+            }
+            Some((code, _)) => err(code, "Injected fault"),
+            None => self.serve(req.method, req.path, &req.pairs, req.raw, req.headers),
         }
-        Some((code, _)) => err(code, "Injected fault"),
-        None => s.serve(method.as_str(), &path, &pairs, &body, &headers),
-    };
-    s.requests.push(RequestRecord {
-        method: method.to_string(),
-        path,
-        query: pairs_to_log(&pairs),
-        body: rb.to_log(),
-        status: resp.status().as_u16(),
-        at: now(),
-    });
-    resp
+    }
+
+    fn control(&mut self, method: &str, route: &str, body: &[u8]) -> Option<Response<Body>> {
+        control(self, method, route, body)
+    }
 }
 
-fn control(st: &Shared, method: &str, rest: &str, body: &[u8]) -> Response<Body> {
-    let mut s = st.lock().expect("lock");
-    let json_body = || serde_json::from_slice::<Value>(body).map_err(|e| format!("bad JSON: {e}"));
+fn control(
+    s: &mut ContinuumState,
+    method: &str,
+    route: &str,
+    body: &[u8],
+) -> Option<Response<Body>> {
     let ok = |v: Value| json_response(200, &v);
-    let fail = |code: u16, e: String| json_response(code, &json!({"error": e}));
-    let segs: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
-    match (method, segs.as_slice()) {
+    let segs: Vec<&str> = route.split('/').collect();
+    Some(match (method, segs.as_slice()) {
         ("GET", ["state"]) => ok(serde_json::to_value(s.snapshot()).unwrap_or_default()),
-        ("GET", ["requests"]) => ok(serde_json::to_value(s.requests()).unwrap_or_default()),
-        ("DELETE", ["requests"]) => {
-            s.clear_requests();
-            ok(json!({"ok": true}))
-        }
-        ("GET", ["faults"]) => ok(serde_json::to_value(&s.faults).unwrap_or_default()),
-        ("POST", ["faults"]) => match json_body().and_then(|v| {
-            one_or_many(v)
-                .into_iter()
-                .map(|f| serde_json::from_value::<Fault>(f).map_err(|e| e.to_string()))
-                .collect::<Result<Vec<_>, _>>()
-        }) {
-            Ok(fs) => {
-                s.faults.extend(fs);
-                ok(json!({"ok": true, "faults": s.faults}))
-            }
-            Err(e) => fail(400, e),
-        },
-        ("DELETE", ["faults"]) => {
-            s.clear_faults();
-            ok(json!({"ok": true}))
-        }
         ("POST", ["reset"]) => {
             s.reset();
             ok(json!({"ok": true}))
         }
-        ("PUT", ["tickets", id]) => match json_body() {
+        ("PUT", ["tickets", id]) => match control_json(body) {
             Ok(t) => {
                 s.put_ticket(id, t.clone());
                 ok(t)
             }
-            Err(e) => fail(400, e),
+            Err(e) => control_fail(400, e),
         },
         ("DELETE", ["tickets", id]) => {
             if s.delete_ticket(id) {
                 ok(json!({"ok": true}))
             } else {
-                fail(404, format!("no ticket {id}"))
+                control_fail(404, format!("no ticket {id}"))
             }
         }
         ("PUT" | "POST", [list]) if LISTS.iter().any(|(l, _)| l == list) => {
-            match json_body().and_then(|v| {
+            match control_json(body).and_then(|v| {
                 one_or_many(v)
                     .into_iter()
                     .map(|i| s.upsert_list(list, i))
                     .collect::<Result<Vec<_>, _>>()
             }) {
                 Ok(v) => ok(Value::Array(v)),
-                Err(e) => fail(400, e),
+                Err(e) => control_fail(400, e),
             }
         }
-        _ => fail(
-            404,
-            format!("unknown control route {method} /__control/{rest}"),
-        ),
-    }
+        _ => return None,
+    })
 }

@@ -14,6 +14,7 @@ pub use accelo::{AcceloSnapshot, RateInfo, COLLECTIONS as ACCELO_COLLECTIONS};
 pub use common::{Fault, RequestRecord};
 pub use continuum::{ContinuumSnapshot, LISTS as CONTINUUM_LISTS};
 
+use common::StandIn;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -154,10 +155,10 @@ pub async fn start(
         seed.continuum,
     )));
     let a_app = axum::Router::new()
-        .fallback(accelo::handle)
+        .fallback(common::handle::<accelo::AcceloState>)
         .with_state(a_state.clone());
     let c_app = axum::Router::new()
-        .fallback(continuum::handle)
+        .fallback(common::handle::<continuum::ContinuumState>)
         .with_state(c_state.clone());
     let tasks = vec![
         tokio::spawn(async move {
@@ -213,29 +214,29 @@ impl Standins {
     }
 
     pub fn accelo_requests(&self) -> Vec<RequestRecord> {
-        self.a().requests()
+        self.a().journal().requests().to_vec()
     }
 
     pub fn continuum_requests(&self) -> Vec<RequestRecord> {
-        self.c().requests()
+        self.c().journal().requests().to_vec()
     }
 
     pub fn clear_requests(&self) {
-        self.a().clear_requests();
-        self.c().clear_requests();
+        self.a().journal().clear_requests();
+        self.c().journal().clear_requests();
     }
 
     pub fn set_accelo_fault(&self, fault: Fault) {
-        self.a().add_fault(fault);
+        self.a().journal().add_fault(fault);
     }
 
     pub fn set_continuum_fault(&self, fault: Fault) {
-        self.c().add_fault(fault);
+        self.c().journal().add_fault(fault);
     }
 
     pub fn clear_faults(&self) {
-        self.a().clear_faults();
-        self.c().clear_faults();
+        self.a().journal().clear_faults();
+        self.c().journal().clear_faults();
     }
 
     /// Every Accelo token issued so far now answers 401 `invalid_client`.
