@@ -1,4 +1,4 @@
-//! Helpers for the end-to-end run (`tests/workerd.rs`): start the worker in workerd through
+//! Helpers for the end-to-end run (`tests/workerd/`): start the worker in workerd through
 //! `wrangler dev` against the in-process stand-ins, talk to it as Continuum and as an operator,
 //! and look at what reached the Accelo stand-in.
 
@@ -500,6 +500,28 @@ impl Reply {
         );
         Ok(self)
     }
+
+    /// `Err` unless the answer is `200 {"accepted": n}`.
+    pub fn expect_accepted(&self, n: u64) -> Result<&Self, String> {
+        check_eq!(
+            self.expect(200)?.json()?["accepted"],
+            json!(n),
+            "accepted count"
+        );
+        Ok(self)
+    }
+
+    /// `Err` unless the answer is `200 <Result><Accepted>n</Accepted></Result>`, as XML.
+    pub fn expect_accepted_xml(&self, n: u64) -> Result<&Self, String> {
+        let want = format!("<Result><Accepted>{n}</Accepted></Result>");
+        check_eq!(self.expect(200)?.body.trim(), want, "XML answer");
+        check!(
+            self.content_type.contains("xml"),
+            "XML answer content type {:?}",
+            self.content_type
+        );
+        Ok(self)
+    }
 }
 
 /// Everything the scenarios share: the worker (and its URL), an HTTP client, the stand-ins.
@@ -689,13 +711,22 @@ impl Ctx {
         .await
     }
 
+    /// A notify by GET: the callback URL with `?TicketID=<id>` (or without a query).
+    pub async fn get_notify(&self, ticket_id: Option<&str>) -> Result<Reply, String> {
+        let query = ticket_id
+            .map(|id| format!("?TicketID={id}"))
+            .unwrap_or_default();
+        let path = format!("{}{query}", Self::callback_path());
+        self.send("GET", &path, Auth::Basic(USER, PASSWORD), None, "")
+            .await
+    }
+
     /// Delivers JSON tickets and insists on `200 {"accepted": n}`.
     pub async fn post_ticket(&self, body: &Value, accepted: u64) -> Result<Reply, String> {
         let r = self
             .post_callback("application/json", body.to_string())
             .await?;
-        r.expect(200)?;
-        check_eq!(r.json()?["accepted"], json!(accepted), "accepted count");
+        r.expect_accepted(accepted)?;
         Ok(r)
     }
 
@@ -822,52 +853,25 @@ impl Ctx {
     /// `wrangler kv key put` into the worker's local MAPPINGS (works while wrangler dev runs);
     /// the value is raw text, so that broken documents can be put too.
     pub async fn kv_put(&self, key: &str, value: &str) -> Outcome {
-        let (state, config) = (
-            self.state_dir.to_string_lossy(),
-            self.config.to_string_lossy(),
-        );
-        run_tool(
-            "npx",
-            &[
-                "wrangler",
-                "kv",
-                "key",
-                "put",
-                "--config",
-                &config,
-                "--binding",
-                "MAPPINGS",
-                "--local",
-                "--persist-to",
-                &state,
-                key,
-                value,
-            ],
-        )
-        .await
+        let put = ["wrangler", "kv", "key", "put", "--binding", "MAPPINGS"];
+        self.run_local("npx", &put, &[key, value]).await
     }
 
     /// Every document of a mappings folder, through the project's own script.
     pub async fn load_mappings(&self, dir: &Path) -> Outcome {
-        let (dir, state, config) = (
-            dir.to_string_lossy(),
+        let dir = dir.to_string_lossy();
+        self.run_local("bash", &["scripts/load-mappings.sh", "--dir", &dir], &[])
+            .await
+    }
+
+    /// [`run_tool`] on the worker's local state: `args`, the frozen config and local state, `rest`.
+    async fn run_local(&self, program: &str, args: &[&str], rest: &[&str]) -> Outcome {
+        let (state, config) = (
             self.state_dir.to_string_lossy(),
             self.config.to_string_lossy(),
         );
-        run_tool(
-            "bash",
-            &[
-                "scripts/load-mappings.sh",
-                "--dir",
-                &dir,
-                "--config",
-                &config,
-                "--local",
-                "--persist-to",
-                &state,
-            ],
-        )
-        .await
+        let local = ["--config", &config, "--local", "--persist-to", &state];
+        run_tool(program, &[args, &local, rest].concat()).await
     }
 }
 
