@@ -9,3 +9,6 @@ pub mod inbound;
 pub mod ticket;
 pub mod outbound;
 pub mod reply;
+
+#[cfg(test)]
+mod hostile_input_tests;
