@@ -77,6 +77,8 @@ pub const JOB_SYNC_TICKET: &str = "sync_ticket";
 pub const JOB_PULL_TICKET: &str = "pull_ticket";
 /// History lines kept per ticket.
 const HISTORY_KEPT: i64 = 100;
+/// Refused tickets kept for the operator (the newest).
+const REJECTS_KEPT: i64 = 1000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
@@ -190,6 +192,7 @@ impl<'a, S: Sql> Store<'a, S> {
                     )?;
                 }
             }
+            self.exec("DELETE FROM rejects WHERE id <= (SELECT MAX(id) FROM rejects) - ?", &[REJECTS_KEPT.into()])?;
         }
         Ok(out)
     }

@@ -151,3 +151,14 @@ fn company_matches_are_remembered_case_insensitively() {
     assert_eq!(st.remembered_company("s200").unwrap(), Some(40));
     assert_eq!(st.remembered_company("S300").unwrap(), None);
 }
+
+#[test]
+fn the_reject_log_keeps_the_newest() {
+    let sql = MemorySql::new();
+    let st = store(&sql);
+    let bad = TicketEntry::Invalid { index: 1, ticket_id: None, reason: "TicketID missing".into() };
+    for i in 0..1_005 {
+        st.ingest(&[TicketEntry::Snapshot(snap(&i.to_string(), None)), bad.clone()], i).unwrap();
+    }
+    assert_eq!(st.counts().unwrap().rejected, 1_000);
+}
