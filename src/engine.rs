@@ -203,13 +203,11 @@ impl<'a, S: Sql, H: HttpClient> Engine<'a, S, H> {
                 self.log("warn", "ticket.waiting", Some(id), None, reason);
             }
             Err(f) => {
-                let msg = f.message();
-                if f.pauses_accelo() {
-                    if let FailureKind::WaitUntil(t) = f.kind(now) {
-                        report.paused_until_ms = Some(t);
-                    }
+                let (msg, kind) = (f.message(), f.kind(now));
+                if let (true, FailureKind::WaitUntil(t)) = (f.pauses_accelo(), kind) {
+                    report.paused_until_ms = Some(t);
                 }
-                match self.policy.decide(f.kind(now), job.attempts, now) {
+                match self.policy.decide(kind, job.attempts, now) {
                     Decision::RetryAt { at_ms, counts } => {
                         report.retried += 1;
                         if is_ticket {

@@ -316,22 +316,22 @@ impl<'a, S: Sql> Store<'a, S> {
 
     /// Puts dead letters back in the queue, due now: all, or the one with this job id or subject.
     pub fn replay_dead(&self, which: Option<&str>, now_ms: i64) -> StoreResult<i64> {
-        let filter = which.map(|w| w.to_string());
-        let n = self.scalar(
-            "SELECT COUNT(*) FROM jobs WHERE state = 'dead' AND (? IS NULL OR CAST(id AS TEXT) = ? OR subject = ?)",
-            &[filter.clone().into(), filter.clone().into(), filter.clone().into()],
+        let w: SqlValue = which.map(str::to_string).into();
+        let dead = self.rows(
+            "SELECT id, kind, subject FROM jobs WHERE state = 'dead' AND (? IS NULL OR CAST(id AS TEXT) = ? OR subject = ?)",
+            &[w.clone(), w.clone(), w],
         )?;
-        self.exec(
-            "UPDATE tickets SET state = 'pending', reason = NULL, updated_at = ? WHERE ticket_id IN
-             (SELECT subject FROM jobs WHERE state = 'dead' AND kind = ? AND (? IS NULL OR CAST(id AS TEXT) = ? OR subject = ?))",
-            &[now_ms.into(), text(JOB_SYNC_TICKET), filter.clone().into(), filter.clone().into(), filter.clone().into()],
-        )?;
-        self.exec(
-            "UPDATE jobs SET state = 'pending', attempts = 0, due_at = ?, generation = generation + 1, updated_at = ?
-             WHERE state = 'dead' AND (? IS NULL OR CAST(id AS TEXT) = ? OR subject = ?)",
-            &[now_ms.into(), now_ms.into(), filter.clone().into(), filter.clone().into(), filter.into()],
-        )?;
-        Ok(n)
+        for job in &dead {
+            if job[1].as_str() == Some(JOB_SYNC_TICKET) {
+                self.set_state(job[2].as_str().unwrap_or(""), "pending", None, now_ms)?;
+            }
+            self.exec(
+                "UPDATE jobs SET state = 'pending', attempts = 0, due_at = ?, generation = generation + 1, updated_at = ?
+                 WHERE id = ?",
+                &[now_ms.into(), now_ms.into(), job[0].clone()],
+            )?;
+        }
+        Ok(dead.len() as i64)
     }
 
     /// The periodic reconcile's sweep: skipped and waiting tickets are looked at again (a mapping

@@ -31,6 +31,10 @@ fn text(body: &str, status: u16, content_type: &str) -> Result<Response> {
     Ok(r)
 }
 
+fn plain(body: &str, status: u16) -> Result<Response> {
+    text(body, status, "text/plain; charset=utf-8")
+}
+
 fn json_answer(v: &Value, status: u16) -> Result<Response> {
     Ok(Response::from_json(v)?.with_status(status))
 }
@@ -41,18 +45,18 @@ pub async fn handle(req: Request, env: Env) -> Result<Response> {
     let method = req.method();
     match segments.as_slice() {
         ["healthz"] => match method {
-            Method::Get | Method::Head => text("ok", 200, "text/plain; charset=utf-8"),
-            _ => text("method not allowed", 405, "text/plain; charset=utf-8"),
+            Method::Get | Method::Head => plain("ok", 200),
+            _ => plain("method not allowed", 405),
         },
         ["continuum", user] => match method {
             Method::Get | Method::Post => {
                 let user = urlencoding::decode(user).map(|u| u.into_owned()).unwrap_or_default();
                 continuum_callback(req, &env, &user).await
             }
-            _ => text("method not allowed", 405, "text/plain; charset=utf-8"),
+            _ => plain("method not allowed", 405),
         },
         ["admin", rest @ ..] => admin(req, &env, rest).await,
-        _ => text("not found", 404, "text/plain; charset=utf-8"),
+        _ => plain("not found", 404),
     }
 }
 
@@ -60,14 +64,14 @@ async fn continuum_callback(mut req: Request, env: &Env, user: &str) -> Result<R
     let settings = Settings::load(env);
     if !settings.missing.is_empty() {
         log::line("error", "config.missing", None, None, &format!("callback refused, missing settings: {}", settings.missing.join(", ")));
-        return text("bridge not configured", 503, "text/plain; charset=utf-8");
+        return plain("bridge not configured", 503);
     }
     if user != settings.continuum.integrator_user {
-        return text("not found", 404, "text/plain; charset=utf-8");
+        return plain("not found", 404);
     }
     let auth = req.headers().get("Authorization")?;
     if !basic_auth_ok(auth.as_deref(), &settings.continuum.integrator_user, &settings.integrator_password) {
-        let r = text("unauthorized", 401, "text/plain; charset=utf-8")?;
+        let r = plain("unauthorized", 401)?;
         r.headers().set("WWW-Authenticate", "Basic realm=\"continuum\"")?;
         return Ok(r);
     }
@@ -86,7 +90,7 @@ async fn continuum_callback(mut req: Request, env: &Env, user: &str) -> Result<R
     } else {
         let declared = req.headers().get("Content-Length")?.and_then(|l| l.trim().parse::<usize>().ok());
         if declared.is_some_and(|l| l > MAX_BODY_BYTES) {
-            return text("body larger than 256 KiB", 413, "text/plain; charset=utf-8");
+            return plain("body larger than 256 KiB", 413);
         }
         let content_type = req.headers().get("Content-Type")?;
         let body = req.bytes().await?;
@@ -116,7 +120,7 @@ async fn continuum_callback(mut req: Request, env: &Env, user: &str) -> Result<R
         Ok(o) => o,
         Err(e) => {
             log::line("error", "callback.storage", None, None, &format!("not stored: {e}"));
-            return text("storage unavailable, retry later", 503, "text/plain; charset=utf-8");
+            return plain("storage unavailable, retry later", 503);
         }
     };
     for o in &outcomes {
@@ -135,26 +139,29 @@ async fn continuum_callback(mut req: Request, env: &Env, user: &str) -> Result<R
 async fn admin(req: Request, env: &Env, rest: &[&str]) -> Result<Response> {
     let settings = Settings::load(env);
     if settings.admin_token.is_empty() {
-        return text("ADMIN_TOKEN is not set", 503, "text/plain; charset=utf-8");
+        return plain("ADMIN_TOKEN is not set", 503);
     }
     if !bearer_ok(req.headers().get("Authorization")?.as_deref(), &settings.admin_token) {
-        let r = text("unauthorized", 401, "text/plain; charset=utf-8")?;
+        let r = plain("unauthorized", 401)?;
         r.headers().set("WWW-Authenticate", "Bearer realm=\"admin\"")?;
         return Ok(r);
     }
-    let method = req.method();
-    let allowed = |want: Method| method == want;
+    // The one table of admin routes and their methods.
+    let want = match rest {
+        [] | [""] | ["status"] | ["tickets", _] | ["suggest-mappings"] => Method::Get,
+        ["reconcile"] | ["import-priorities"] | ["dead-letters", "replay"] => Method::Post,
+        _ => return plain("not found", 404),
+    };
+    if req.method() != want {
+        return plain("method not allowed", 405);
+    }
     match rest {
-        [] | [""] if allowed(Method::Get) => {
-            let status = status_json(env, &settings).await?;
-            text(&crate::admin_page::render(&status), 200, "text/html; charset=utf-8")
-        }
-        ["status"] if allowed(Method::Get) => json_answer(&status_json(env, &settings).await?, 200),
-        ["tickets", id] if allowed(Method::Get) => queue_call(env, "GET", &format!("/ticket/{id}"), None).await,
-        ["reconcile"] if allowed(Method::Post) => queue_call(env, "POST", "/reconcile", None).await,
-        ["suggest-mappings"] if allowed(Method::Get) => queue_call(env, "GET", "/suggest-mappings", None).await,
-        ["import-priorities"] if allowed(Method::Post) => queue_call(env, "POST", "/import-priorities", None).await,
-        ["dead-letters", "replay"] if allowed(Method::Post) => {
+        ["status"] => json_answer(&status_json(env, &settings).await?, 200),
+        ["tickets", id] => queue_call(env, "GET", &format!("/ticket/{id}"), None).await,
+        ["reconcile"] => queue_call(env, "POST", "/reconcile", None).await,
+        ["suggest-mappings"] => queue_call(env, "GET", "/suggest-mappings", None).await,
+        ["import-priorities"] => queue_call(env, "POST", "/import-priorities", None).await,
+        ["dead-letters", "replay"] => {
             let id = req.url()?.query_pairs().find(|(k, _)| k == "id").map(|(_, v)| v.to_string());
             let path = match id {
                 Some(id) => format!("/replay?id={}", urlencoding::encode(&id)),
@@ -162,11 +169,10 @@ async fn admin(req: Request, env: &Env, rest: &[&str]) -> Result<Response> {
             };
             queue_call(env, "POST", &path, None).await
         }
-        [] | [""] | ["status"] | ["tickets", _] | ["reconcile"] | ["dead-letters", "replay"] | ["suggest-mappings"]
-        | ["import-priorities"] => {
-            text("method not allowed", 405, "text/plain; charset=utf-8")
+        _ => {
+            let status = status_json(env, &settings).await?;
+            text(&crate::admin_page::render(&status), 200, "text/html; charset=utf-8")
         }
-        _ => text("not found", 404, "text/plain; charset=utf-8"),
     }
 }
 
