@@ -55,6 +55,15 @@ async fn api(
     (code, r.json().await.unwrap_or(Value::Null))
 }
 
+/// `GET /api/v0/staff{query}`, with a bearer token or none, for tests that read the headers.
+async fn get_staff(s: &Standins, c: &Client, tok: Option<&str>, query: &str) -> Response {
+    let mut rb = c.get(format!("{}/api/v0/staff{query}", s.accelo_url));
+    if let Some(t) = tok {
+        rb = rb.bearer_auth(t);
+    }
+    rb.send().await.unwrap()
+}
+
 fn header(r: &Response, name: &str) -> Option<String> {
     r.headers()
         .get(name)
@@ -157,19 +166,10 @@ async fn envelope_strings_and_rate_headers() {
         json!([{"id": "39", "name": "Acme Dental", "website": "https://acmedental.example"}])
     );
     // Both header and _bearer_token: invalid_request.
-    let r = c
-        .get(format!("{}/api/v0/staff?_bearer_token={tok}", s.accelo_url))
-        .bearer_auth(&tok)
-        .send()
-        .await
-        .unwrap();
+    let r = get_staff(&s, &c, Some(&tok), &format!("?_bearer_token={tok}")).await;
     assert_eq!(r.status(), 400);
     // No token at all: 401, still with rate headers.
-    let r = c
-        .get(format!("{}/api/v0/staff", s.accelo_url))
-        .send()
-        .await
-        .unwrap();
+    let r = get_staff(&s, &c, None, "").await;
     assert_eq!(r.status(), 401);
     assert!(header(&r, "x-ratelimit-remaining").is_some());
     // _suppress_http_status: 200 with the real code in meta.
@@ -422,21 +422,11 @@ async fn faults_expiry_and_rate_limit() {
     // Rate limit: 2 left, then 429 with Remaining 0 (the 401 above did count).
     s.set_accelo_rate_limit(10, Some(2));
     for want in ["1", "0"] {
-        let r = c
-            .get(format!("{}/api/v0/staff", s.accelo_url))
-            .bearer_auth(&tok)
-            .send()
-            .await
-            .unwrap();
+        let r = get_staff(&s, &c, Some(&tok), "").await;
         assert_eq!(r.status(), 200);
         assert_eq!(header(&r, "x-ratelimit-remaining").as_deref(), Some(want));
     }
-    let r = c
-        .get(format!("{}/api/v0/staff", s.accelo_url))
-        .bearer_auth(&tok)
-        .send()
-        .await
-        .unwrap();
+    let r = get_staff(&s, &c, Some(&tok), "").await;
     assert_eq!(r.status(), 429);
     assert_eq!(header(&r, "x-ratelimit-limit").as_deref(), Some("10"));
     // OAuth is not counted.
